@@ -1,0 +1,77 @@
+# kubeadm_ec2.cluster - developer entry points.
+#   make demo   set up and run the story on the embedded default (local EC2 emulator + network lab)
+#   make test   set up and run every test (unit, sanity, lint, integration, molecule, end-to-end)
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON  ?= python3
+VENV    := .venv
+PY      := $(CURDIR)/$(VENV)/bin/python
+BIN     := $(CURDIR)/$(VENV)/bin
+COLL_LINK := .collections/ansible_collections/kubeadm_ec2/cluster
+SANITY_ROOT := .build/ansible_collections/kubeadm_ec2/cluster
+export PATH := $(BIN):$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+PYTEST  := $(PY) -m pytest -p no:cacheprovider
+
+.PHONY: help setup sysdeps venv collection demo test unit sanity lint integration molecule e2e bench clean
+
+help:
+	@echo "make demo   - run the seeds' story against the local EC2 emulator and network lab"
+	@echo "make test   - install what the tests need and run all of them"
+	@echo "make bench  - run the benchmarks under bench/ and print the figures"
+
+sysdeps:
+	@bash scripts/sysdeps.sh
+
+$(VENV)/.stamp: requirements.txt requirements-test.txt
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	@$(VENV)/bin/pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
+	@$(VENV)/bin/pip install -q -r requirements.txt -r requirements-test.txt 2>&1 | grep -v "^WARNING: Location" || true
+	@$(VENV)/bin/python -c "import ansible, boto3, moto, kubernetes, dns.resolver, pytest" \
+	  || { echo "venv: dependency install failed"; exit 1; }
+	@touch $@
+
+venv: $(VENV)/.stamp
+
+$(COLL_LINK):
+	@mkdir -p $(dir $(COLL_LINK))
+	@ln -sfn ../../.. $(COLL_LINK)
+
+collection: $(COLL_LINK)
+
+setup: sysdeps venv collection
+
+demo: setup
+	@$(PY) -m tests.demo.run
+
+test: setup
+	@$(MAKE) --no-print-directory unit lint sanity integration molecule e2e
+
+unit: setup
+	$(PYTEST) -q tests/unit
+
+lint: setup
+	$(BIN)/ansible-lint --offline -q
+
+sanity: setup
+	@rm -rf .build && mkdir -p $(SANITY_ROOT)
+	@git ls-files -co --exclude-standard | grep -v '^\.collections' | rsync -a --files-from=- ./ $(SANITY_ROOT)/
+	@set -o pipefail; cd $(SANITY_ROOT) && git init -q && git add -A >/dev/null && \
+	  $(BIN)/ansible-test sanity --venv --python 3.11 --color no 2>&1 | grep -v "^WARNING: Location"
+
+integration: setup
+	$(PYTEST) -q -x --timeout 900 tests/integration
+
+molecule: setup
+	@bash molecule/run.sh
+
+e2e: setup
+	$(PYTEST) -q --timeout 900 tests/e2e
+
+bench: setup
+	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf .build .collections .cache bench/results
