@@ -1,0 +1,267 @@
+"""The local network lab: network namespaces as nodes, iptables as the EC2 security group.
+
+Layout (nothing is added to the root namespace's routing):
+
+    <p>-sw   a "switch" namespace holding bridge br0
+    <p>-n1.. one namespace per node; eth0 on the bridge with the node's private IP,
+             iptables chain KSG on INPUT/FORWARD -i eth0 generated from an SG model
+    <p>-n1-<pod>  optional "pod" namespaces behind a node (veth), pod IPs from the
+             node's pod CIDR 192.168.<i>.0/24, routed node-to-node without encapsulation
+
+The SG model uses EC2's IpPermissions shape so the same description drives the lab and
+the EC2 emulator: ``{"IpProtocol": "tcp"|"udp"|"icmp"|"4"|"-1", "FromPort", "ToPort",
+"IpRanges": [{"CidrIp"}], "UserIdGroupPairs": [{"GroupId": SELF}]}`` where SELF means
+"the node security group itself" (every lab node is a member). Like a real SG the
+generated rules are stateful (conntrack ESTABLISHED) and drop silently.
+"""
+
+import atexit
+import ipaddress
+import json
+import os
+import shutil
+import subprocess
+import uuid
+
+SELF = "self"
+NODE_SUBNET = "10.231.0.0/24"
+ADMIN_CIDR = "10.231.1.0/24"  # only used in rules; no host lives there
+
+# The seeds' node SG: SSH and API from the admin CIDR, NodePorts and VXLAN from anywhere,
+# and no self-referencing rule.
+SEED_SG = [
+    {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": ADMIN_CIDR}]},
+    {"IpProtocol": "tcp", "FromPort": 6443, "ToPort": 6443, "IpRanges": [{"CidrIp": ADMIN_CIDR}]},
+    {"IpProtocol": "tcp", "FromPort": 30000, "ToPort": 32767, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]},
+    {"IpProtocol": "udp", "FromPort": 4789, "ToPort": 4789, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]},
+]
+SELF_REF_RULE = {"IpProtocol": "-1", "UserIdGroupPairs": [{"GroupId": SELF}]}
+HEALTHY_SG = SEED_SG + [SELF_REF_RULE]
+
+
+def run(cmd, check=True, ns=None, **kw):
+    if ns:
+        cmd = ["ip", "netns", "exec", ns] + list(cmd)
+    res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=30, **kw)
+    if check and res.returncode != 0:
+        raise RuntimeError("command failed (%d): %s\n%s" % (res.returncode, " ".join(cmd), res.stderr.strip()))
+    return res
+
+
+def sg_to_iptables(permissions, member_ips):
+    """Translate EC2 IpPermissions into iptables-restore lines for chain KSG.
+
+    ``member_ips`` are the private IPs of the instances in the group (for the
+    self-referencing UserIdGroupPairs).
+    """
+    lines = ["-A KSG -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT"]
+    for perm in permissions:
+        proto = str(perm.get("IpProtocol", "-1"))
+        sources = [r["CidrIp"] for r in perm.get("IpRanges", [])]
+        for pair in perm.get("UserIdGroupPairs", []):
+            if pair.get("GroupId") == SELF:
+                sources.extend("%s/32" % ip for ip in member_ips)
+        match = []
+        if proto not in ("-1", "all"):
+            match += ["-p", {"6": "tcp", "17": "udp", "1": "icmp"}.get(proto, proto)]
+            if proto in ("tcp", "udp", "6", "17") and perm.get("FromPort") not in (None, -1):
+                lo, hi = perm["FromPort"], perm.get("ToPort", perm["FromPort"])
+                match += ["--dport", str(lo) if lo == hi else "%d:%d" % (lo, hi)]
+        for src in sources:
+            lines.append(" ".join(["-A KSG", "-s", src] + match + ["-j", "ACCEPT"]))
+    lines.append("-A KSG -j DROP")
+    return lines
+
+
+class NetLab:
+    """Create N node namespaces on a bridge with an SG model; always clean up."""
+
+    def __init__(self, nodes=3, sg=None, prefix=None, subnet=NODE_SUBNET):
+        if os.geteuid() != 0:
+            raise RuntimeError("the network lab needs root (network namespaces, iptables)")
+        for tool in ("ip", "iptables-restore"):
+            if not shutil.which(tool):
+                raise RuntimeError("the network lab needs %s (apt-get install iproute2 iptables)" % tool)
+        self.prefix = prefix or "kl" + uuid.uuid4().hex[:4]
+        self.count = nodes
+        self.net = ipaddress.ip_network(subnet)
+        self.sg = list(HEALTHY_SG if sg is None else sg)
+        self.nodes = []  # dicts: name, ns, ip, pod_cidr, index
+        self.pods = []  # dicts: node, name, ns, ip
+        self.procs = []
+        self.up = False
+
+    # -- naming ---------------------------------------------------------------
+    @property
+    def switch(self):
+        return "%s-sw" % self.prefix
+
+    def node(self, name_or_index):
+        for node in self.nodes:
+            if node["name"] == name_or_index or node["index"] == name_or_index:
+                return node
+        raise KeyError(name_or_index)
+
+    def node_ips(self):
+        return [n["ip"] for n in self.nodes]
+
+    # -- lifecycle --------------------------------------------------------------
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def start(self):
+        atexit.register(self.stop)
+        self.up = True
+        run(["ip", "netns", "add", self.switch])
+        run(["ip", "link", "add", "br0", "type", "bridge"], ns=self.switch)
+        run(["ip", "link", "set", "br0", "up"], ns=self.switch)
+        run(["ip", "link", "set", "lo", "up"], ns=self.switch)
+        hosts = list(self.net.hosts())
+        for i in range(1, self.count + 1):
+            node = {
+                "index": i,
+                "name": "node%d" % i,
+                "ns": "%s-n%d" % (self.prefix, i),
+                "ip": str(hosts[10 + i]),
+                "pod_cidr": "192.168.%d.0/24" % i,
+            }
+            self.nodes.append(node)
+            self._add_node(node)
+        for node in self.nodes:
+            for peer in self.nodes:
+                if peer is not node:
+                    run(["ip", "route", "add", peer["pod_cidr"], "via", peer["ip"]], ns=node["ns"])
+        self.apply_sg(self.sg)
+        return self
+
+    def _add_node(self, node):
+        ns, i = node["ns"], node["index"]
+        outer, inner = "%sv%d" % (self.prefix, i), "%si%d" % (self.prefix, i)
+        run(["ip", "netns", "add", ns])
+        run(["ip", "link", "add", outer, "netns", self.switch, "type", "veth", "peer", "name", inner, "netns", ns])
+        run(["ip", "link", "set", outer, "master", "br0", "up"], ns=self.switch)
+        run(["ip", "link", "set", inner, "name", "eth0"], ns=ns)
+        run(["ip", "addr", "add", "%s/%d" % (node["ip"], self.net.prefixlen), "dev", "eth0"], ns=ns)
+        run(["ip", "link", "set", "eth0", "up"], ns=ns)
+        run(["ip", "link", "set", "lo", "up"], ns=ns)
+        run(["sysctl", "-qw", "net.ipv4.ip_forward=1"], ns=ns)
+
+    def apply_sg(self, permissions):
+        """(Re)write the SG chain on every node from an IpPermissions list."""
+        self.sg = list(permissions)
+        rules = sg_to_iptables(self.sg, self.node_ips())
+        text = "\n".join(
+            ["*filter", ":INPUT ACCEPT [0:0]", ":FORWARD ACCEPT [0:0]", ":OUTPUT ACCEPT [0:0]", ":KSG - [0:0]",
+             "-A INPUT -i eth0 -j KSG", "-A FORWARD -i eth0 -j KSG"] + rules + ["COMMIT", ""]
+        )
+        for node in self.nodes:
+            run(["iptables-restore", "-w", "5"], ns=node["ns"], input=text)
+
+    def blackhole(self, name):
+        """Make a node drop everything it receives or sends on eth0 (a dead or isolated node)."""
+        ns = self.node(name)["ns"]
+        run(["iptables", "-w", "5", "-I", "INPUT", "1", "-i", "eth0", "-j", "DROP"], ns=ns)
+        run(["iptables", "-w", "5", "-I", "OUTPUT", "1", "-o", "eth0", "-j", "DROP"], ns=ns)
+
+    def add_pod(self, node_name, pod_name, host_index=10):
+        """A 'pod': a namespace behind the node with an IP from the node's pod CIDR."""
+        node = self.node(node_name)
+        net = ipaddress.ip_network(node["pod_cidr"])
+        ip = str(net.network_address + host_index)
+        gw = str(net.network_address + 1)
+        ns = "%s-%s" % (node["ns"], pod_name)
+        tag = uuid.uuid4().hex[:6]
+        outer, inner = "kp%so" % tag, "kp%si" % tag
+        run(["ip", "netns", "add", ns])
+        run(["ip", "link", "add", outer, "netns", node["ns"], "type", "veth", "peer", "name", inner, "netns", ns])
+        run(["ip", "link", "set", inner, "name", "eth0"], ns=ns)
+        run(["ip", "addr", "add", "%s/32" % ip, "dev", "eth0"], ns=ns)
+        run(["ip", "link", "set", "eth0", "up"], ns=ns)
+        run(["ip", "link", "set", "lo", "up"], ns=ns)
+        run(["ip", "addr", "add", "%s/32" % gw, "dev", outer], ns=node["ns"])
+        run(["ip", "link", "set", outer, "up"], ns=node["ns"])
+        run(["ip", "route", "add", ip + "/32", "dev", outer], ns=node["ns"])
+        run(["ip", "route", "add", gw + "/32", "dev", "eth0"], ns=ns)
+        run(["ip", "route", "add", "default", "via", gw, "dev", "eth0"], ns=ns)
+        pod = {"node": node["name"], "name": pod_name, "ns": ns, "ip": ip}
+        self.pods.append(pod)
+        return pod
+
+    def spawn(self, ns, cmd, **kw):
+        """Start a long-running process inside a namespace; stopped by stop()."""
+        proc = subprocess.Popen(["ip", "netns", "exec", ns] + list(cmd), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, **kw)
+        self.procs.append(proc)
+        return proc
+
+    def exec(self, name, cmd, **kw):
+        return run(cmd, ns=self.node(name)["ns"], **kw)
+
+    def stop(self):
+        if not self.up:
+            return
+        self.up = False
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(timeout=5)
+        self.procs = []
+        cleanup(self.prefix)
+
+    # -- Ansible ----------------------------------------------------------------
+    def inventory(self, python=None, control_planes=1, extra_vars=None):
+        """An Ansible inventory (dict, YAML/JSON-able) whose hosts are the lab nodes.
+
+        Modules run inside each node's namespace through the interpreter command
+        ``ip netns exec <ns> <python>`` on a local connection.
+        """
+        python = python or os.path.realpath(os.environ.get("LAB_PYTHON", shutil.which("python3")))
+        cps, workers = {}, {}
+        for node in self.nodes:
+            hostvars = {
+                "ansible_connection": "local",
+                "ansible_python_interpreter": "ip netns exec %s %s" % (node["ns"], python),
+                "private_ip_address": node["ip"],
+                "kubeadm_ec2_arch": "amd64",
+                "lab_namespace": node["ns"],
+                "lab_pod_cidr": node["pod_cidr"],
+            }
+            (cps if node["index"] <= control_planes else workers)[node["name"]] = hostvars
+        return {
+            "all": {
+                "vars": dict(extra_vars or {}),
+                "children": {
+                    "k8s_cluster": {
+                        "children": {"control_plane": {"hosts": cps}, "workers": {"hosts": workers}}
+                    }
+                },
+            }
+        }
+
+    def write_inventory(self, path, **kw):
+        with open(path, "w") as fh:
+            json.dump(self.inventory(**kw), fh, indent=1)
+        return path
+
+
+def cleanup(prefix):
+    """Delete every namespace whose name starts with ``prefix-`` (also leftovers of crashed runs)."""
+    res = run(["ip", "netns", "list"], check=False)
+    names = [line.split()[0] for line in res.stdout.splitlines() if line.strip()]
+    for name in names:
+        if name.startswith(prefix + "-"):
+            # kill anything still running inside, then drop the namespace (veths go with it)
+            pids = run(["ip", "netns", "pids", name], check=False).stdout.split()
+            for pid in pids:
+                try:
+                    os.kill(int(pid), 9)
+                except (OSError, ValueError):
+                    pass
+            run(["ip", "netns", "delete", name], check=False)
