@@ -33,6 +33,9 @@ CATALOGUE = (
     "IMAGE_ARCH_MISMATCH",
     "IMAGE_UNREACHABLE",
     "INPUT_INVALID",
+    # additive (dns_check): a name cluster DNS answers NXDOMAIN for; a DNS probe pod that gave no result
+    "DNS_NAME_NOT_FOUND",
+    "DNS_PROBE_FAILED",
 )
 
 

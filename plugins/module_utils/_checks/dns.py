@@ -1,0 +1,820 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to kubeadm_ec2.cluster
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Cluster DNS analysis: plain data in, findings out (no I/O, no Ansible).
+
+Three kinds of input, each produced by one mode of the ``dns_check`` module:
+
+* cluster objects: the API JSON of CoreDNS pods, the kube-dns Service and
+  EndpointSlices, the coredns ConfigMap, NetworkPolicies, Services, pods, nodes
+  and namespaces (``summarize_cluster`` + ``cluster_findings``);
+* node results: what each node got when it queried the service IP and each
+  CoreDNS endpoint directly (``host_findings``);
+* probe pod results: the termination message of one short-lived pod per node
+  (``parse_probe_message`` + ``pod_findings``).
+
+``analyze`` combines them; every finding names where, what, why and the fix.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import ipaddress
+import re
+
+from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils._checks.findings import (
+    ERROR,
+    WARNING,
+    finding,
+)
+
+DEFAULT_SERVICE_IP = "10.96.0.10"
+DEFAULT_DOMAIN = "cluster.local"
+COREDNS_LABELS = {"k8s-app": "kube-dns"}
+VPC_RESOLVER = "169.254.169.253"
+OK_STATUSES = ("ok", "nodata")
+PROBE_FORMAT = "dnsprobe/1"
+
+SG_FIX = (
+    "allow all traffic between the nodes: add a self-referencing inbound rule to the node security group "
+    "(aws ec2 authorize-security-group-ingress --group-id <node-sg> --ip-permissions "
+    "'IpProtocol=-1,UserIdGroupPairs=[{GroupId=<node-sg>}]'; see SG_NO_SELF_REF), or at least the pod "
+    "encapsulation Calico uses (IPIP: IP protocol 4, VXLAN: UDP 4789; see ENCAP_BLOCKED)"
+)
+
+
+# -- names -----------------------------------------------------------------------------------
+def qualify(name, domain=DEFAULT_DOMAIN):
+    """Fully qualify a service name: ``svc`` -> svc.default.svc.<domain>, ``svc.ns`` ->
+    svc.ns.svc.<domain>; names already under the domain (or with 3+ labels) are kept."""
+    name = str(name).strip().rstrip(".")
+    if not name:
+        raise ValueError("empty name")
+    if name.endswith("." + domain) or name == domain:
+        return name
+    labels = name.split(".")
+    if len(labels) == 1:
+        return "%s.default.svc.%s" % (name, domain)
+    if len(labels) == 2:
+        return "%s.%s.svc.%s" % (labels[0], labels[1], domain)
+    if len(labels) == 3 and labels[2] == "svc":
+        return "%s.%s" % (name, domain)
+    return name
+
+
+def query_plan(names=None, external_name=None, domain=DEFAULT_DOMAIN):
+    """The names every node and probe pod resolves: [(fqdn, kind)], kind in cluster/user/external."""
+    plan = [("kubernetes.default.svc.%s" % domain, "cluster")]
+    for name in names or []:
+        fq = qualify(name, domain)
+        if fq not in [p[0] for p in plan]:
+            plan.append((fq, "user"))
+    if external_name:
+        plan.append((str(external_name).rstrip("."), "external"))
+    return plan
+
+
+# -- resolv.conf / Corefile -------------------------------------------------------------------
+def parse_resolv_conf(text):
+    """Nameservers of a resolv.conf text, in order."""
+    servers = []
+    for line in (text or "").splitlines():
+        line = line.split("#", 1)[0].split(";", 1)[0].strip()
+        parts = line.split()
+        if len(parts) >= 2 and parts[0] == "nameserver":
+            servers.append(parts[1])
+    return servers
+
+
+def is_loopback(address):
+    try:
+        return ipaddress.ip_address(address.split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def loopback_nameservers(servers):
+    return [s for s in servers if is_loopback(s)]
+
+
+def parse_kubelet_resolv_conf(text):
+    """The ``resolvConf`` of a KubeletConfiguration (YAML text), or None."""
+    for line in (text or "").splitlines():
+        m = re.match(r"^resolvConf:\s*['\"]?([^'\"\s#]+)", line)
+        if m:
+            return m.group(1)
+    return None
+
+
+def corefile_forwards(corefile):
+    """``forward`` directives of a Corefile: [{"from": zone, "to": [targets]}]."""
+    out = []
+    for line in (corefile or "").splitlines():
+        line = line.split("#", 1)[0].strip()
+        m = re.match(r"^(forward|proxy)\s+(\S+)\s+([^{]+?)\s*(\{.*)?$", line)
+        if m:
+            out.append({"from": m.group(2), "to": m.group(3).split()})
+    return out
+
+
+def corefile_forwards_to_resolv_conf(corefile):
+    return any("/etc/resolv.conf" in fw["to"] for fw in corefile_forwards(corefile) if fw["from"] == ".")
+
+
+def loop_risk(corefile, node_resolv):
+    """Nodes whose resolver is loopback while the Corefile forwards '.' to /etc/resolv.conf.
+
+    ``node_resolv``: {node: [nameservers]} -> {node: [loopback nameservers]}.
+    """
+    if not corefile_forwards_to_resolv_conf(corefile):
+        return {}
+    out = {}
+    for node, servers in sorted((node_resolv or {}).items()):
+        loop = loopback_nameservers(servers or [])
+        if loop:
+            out[node] = loop
+    return out
+
+
+# -- label selectors ---------------------------------------------------------------------------
+def selector_matches(selector, labels):
+    """A metav1.LabelSelector (matchLabels/matchExpressions) against labels. ``{}`` selects all;
+    None selects nothing (as for NetworkPolicy peers, where None means "not given")."""
+    if selector is None:
+        return False
+    labels = labels or {}
+    for key, val in (selector.get("matchLabels") or {}).items():
+        if labels.get(key) != val:
+            return False
+    for expr in selector.get("matchExpressions") or []:
+        key, op, values = expr.get("key"), expr.get("operator"), expr.get("values") or []
+        if op == "In" and labels.get(key) not in values:
+            return False
+        if op == "NotIn" and key in labels and labels[key] in values:
+            return False
+        if op == "Exists" and key not in labels:
+            return False
+        if op == "DoesNotExist" and key in labels:
+            return False
+    return True
+
+
+def service_selector_matches(selector, labels):
+    """A Service's plain map selector (every pair must match)."""
+    labels = labels or {}
+    return all(labels.get(k) == v for k, v in (selector or {}).items())
+
+
+def _fmt_labels(labels):
+    return ",".join("%s=%s" % kv for kv in sorted((labels or {}).items())) or "<none>"
+
+
+# -- cluster objects ---------------------------------------------------------------------------
+def _meta(obj):
+    return obj.get("metadata") or {}
+
+
+def _pod_ready(pod):
+    for cond in (pod.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == "Ready":
+            return cond.get("status") == "True"
+    return False
+
+
+def coredns_pod_state(pod):
+    """A short summary of one CoreDNS pod."""
+    status = pod.get("status") or {}
+    out = {
+        "name": _meta(pod).get("name"),
+        "node": (pod.get("spec") or {}).get("nodeName") or "",
+        "ip": status.get("podIP") or "",
+        "phase": status.get("phase") or "Unknown",
+        "ready": _pod_ready(pod),
+        "waiting_reason": "",
+        "last_reason": "",
+        "last_message": "",
+        "restarts": 0,
+    }
+    for cs in status.get("containerStatuses") or []:
+        out["restarts"] += int(cs.get("restartCount") or 0)
+        waiting = (cs.get("state") or {}).get("waiting") or {}
+        if waiting.get("reason") and not out["waiting_reason"]:
+            out["waiting_reason"] = waiting["reason"]
+        term = (cs.get("lastState") or {}).get("terminated") or (cs.get("state") or {}).get("terminated") or {}
+        if term and not out["last_reason"]:
+            out["last_reason"] = term.get("reason") or ""
+            out["last_message"] = (term.get("message") or "").strip()
+    return out
+
+
+def endpoints_from_slices(slices):
+    """[{ip, node, ready, pod}] from kube-dns EndpointSlices (ready endpoints only, deduplicated)."""
+    out, seen = [], set()
+    for sl in slices or []:
+        for ep in sl.get("endpoints") or []:
+            cond = ep.get("conditions") or {}
+            if cond.get("ready") is False:
+                continue
+            for ip in ep.get("addresses") or []:
+                if ip in seen:
+                    continue
+                seen.add(ip)
+                ref = ep.get("targetRef") or {}
+                out.append({"ip": ip, "node": ep.get("nodeName") or "", "pod": ref.get("name") or ""})
+    return out
+
+
+def summarize_cluster(objs, domain=DEFAULT_DOMAIN):
+    """Reduce the API objects to the state the other analyses need.
+
+    ``objs`` keys (lists of API JSON unless noted): coredns_pods, dns_service (dict or None),
+    dns_slices, coredns_configmap (dict or None), nodes.
+    """
+    svc = objs.get("dns_service") or {}
+    cm = objs.get("coredns_configmap") or {}
+    nodes = []
+    for node in objs.get("nodes") or []:
+        ip = ""
+        for addr in (node.get("status") or {}).get("addresses") or []:
+            if addr.get("type") == "InternalIP":
+                ip = addr.get("address")
+                break
+        nodes.append({"name": _meta(node).get("name"), "ip": ip})
+    return {
+        "service_ip": (svc.get("spec") or {}).get("clusterIP") or "",
+        "service_found": bool(svc),
+        "service_selector": (svc.get("spec") or {}).get("selector") or {},
+        "endpoints": endpoints_from_slices(objs.get("dns_slices")),
+        "slices_found": len(objs.get("dns_slices") or []),
+        "coredns_pods": [coredns_pod_state(p) for p in objs.get("coredns_pods") or []],
+        "coredns_labels": [(_meta(p).get("labels") or {}) for p in objs.get("coredns_pods") or []],
+        "corefile": (cm.get("data") or {}).get("Corefile", ""),
+        "corefile_found": bool(cm),
+        "nodes": nodes,
+        "domain": domain,
+    }
+
+
+def dns_endpoint_findings(state, namespace="kube-system"):
+    if state.get("endpoints"):
+        return []
+    pods = state.get("coredns_pods") or []
+    ready = [p for p in pods if p["ready"]]
+    if not state.get("service_found"):
+        observed = "Service %s/kube-dns not found" % namespace
+    else:
+        observed = "Service %s/kube-dns (%s) has no ready endpoints (%d EndpointSlice(s))" % (
+            namespace, state.get("service_ip") or "no clusterIP", state.get("slices_found", 0))
+    if not pods:
+        why = "no CoreDNS pod exists (label k8s-app=kube-dns), so every DNS query to the service IP times out"
+        fix = ("deploy CoreDNS: kubeadm init phase addon coredns, or "
+               "kubectl -n %s scale deployment coredns --replicas=2" % namespace)
+    elif not ready:
+        why = "none of the %d CoreDNS pod(s) is Ready, so the service has nothing to send queries to" % len(pods)
+        fix = ("fix the CoreDNS pods (see COREDNS_NOT_READY), then kubectl -n %s rollout restart "
+               "deployment coredns" % namespace)
+    else:
+        why = ("%d CoreDNS pod(s) are Ready but the Service selector %s does not select them"
+               % (len(ready), _fmt_labels(state.get("service_selector"))))
+        fix = ("make the kube-dns Service selector match the CoreDNS pod labels (%s): kubectl -n %s edit "
+               "service kube-dns" % (_fmt_labels((state.get("coredns_labels") or [{}])[0]), namespace))
+    return [finding("DNS_NO_ENDPOINTS", observed, why, fix, where="%s/kube-dns" % namespace)]
+
+
+def coredns_findings(state, node_resolv=None, namespace="kube-system"):
+    """COREDNS_NOT_READY for not-ready CoreDNS pods, with the loop hint when it applies."""
+    corefile = state.get("corefile") or ""
+    risky = loop_risk(corefile, node_resolv)
+    forwards_resolv = corefile_forwards_to_resolv_conf(corefile)
+    loop_fix = (
+        "break the forwarding loop: set resolvConf: /run/systemd/resolve/resolv.conf in the kubelet "
+        "configuration (/var/lib/kubelet/config.yaml) on every node and restart kubelet, or change the "
+        "Corefile to 'forward . %s' (the VPC resolver): kubectl -n %s edit configmap coredns; then "
+        "kubectl -n %s rollout restart deployment coredns" % (VPC_RESOLVER, namespace, namespace)
+    )
+    out = []
+    for pod in state.get("coredns_pods") or []:
+        if pod["ready"]:
+            continue
+        reason = pod["waiting_reason"] or pod["phase"]
+        observed = "CoreDNS pod %s on %s is not ready: %s (restarts %d" % (
+            pod["name"], pod["node"] or "<unscheduled>", reason, pod["restarts"])
+        if pod["last_reason"]:
+            observed += ", last exit %s" % pod["last_reason"]
+        observed += ")"
+        if pod["last_message"]:
+            observed += ": %s" % pod["last_message"].splitlines()[-1][:200]
+        looped = "loop" in pod["last_message"].lower() and "detected" in pod["last_message"].lower()
+        if forwards_resolv and (risky or looped):
+            where_loop = ", ".join("%s -> %s" % (n, "/".join(s)) for n, s in risky.items())
+            why = ("the Corefile forwards '.' to /etc/resolv.conf and the resolv.conf kubelet gives pods points "
+                   "to a loopback resolver (%s); CoreDNS forwards to itself and its loop plugin stops it"
+                   % (where_loop or "127.0.0.53 / 127.0.0.11"))
+            fix = loop_fix
+        else:
+            why = "a CoreDNS replica that is not Ready serves no queries; DNS degrades or fails cluster-wide"
+            fix = ("kubectl -n %s describe pod %s; kubectl -n %s logs %s --previous"
+                   % (namespace, pod["name"], namespace, pod["name"]))
+        out.append(finding("COREDNS_NOT_READY", observed, why, fix,
+                           where="%s/%s@%s" % (namespace, pod["name"], pod["node"] or "?"),
+                           reason=reason, loop=bool(forwards_resolv and (risky or looped))))
+    if not out and risky:
+        out.append(finding(
+            "COREDNS_NOT_READY",
+            "the Corefile forwards '.' to /etc/resolv.conf and the node resolver is loopback (%s)"
+            % ", ".join("%s -> %s" % (n, "/".join(s)) for n, s in risky.items()),
+            "a CoreDNS pod started on such a node forwards to itself: the loop plugin makes it CrashLoopBackOff",
+            loop_fix, severity=WARNING, where=", ".join(risky), loop=True))
+    return out
+
+
+# -- NetworkPolicy -------------------------------------------------------------------------------
+def _policy_types(policy):
+    spec = policy.get("spec") or {}
+    types = spec.get("policyTypes")
+    if types:
+        return types
+    return ["Ingress", "Egress"] if "egress" in spec else ["Ingress"]
+
+
+def _port_allows(port_spec, proto, dns_port_names=("dns", "dns-tcp")):
+    if (port_spec.get("protocol") or "TCP").upper() != proto:
+        return False
+    port = port_spec.get("port")
+    if port is None:
+        return True
+    if isinstance(port, int) or str(port).isdigit():
+        lo = int(port)
+        hi = int(port_spec.get("endPort") or lo)
+        return lo <= 53 <= hi
+    return port in dns_port_names
+
+
+def _peer_allows(peer, policy_ns, targets, ns_labels):
+    if "ipBlock" in peer and peer["ipBlock"]:
+        block = peer["ipBlock"]
+        try:
+            net = ipaddress.ip_network(block.get("cidr"), strict=False)
+            excepts = [ipaddress.ip_network(e, strict=False) for e in block.get("except") or []]
+        except ValueError:
+            return False
+        for t in targets:
+            for ip in t["ips"]:
+                addr = ipaddress.ip_address(ip)
+                if addr in net and not any(addr in e for e in excepts):
+                    return True
+        return False
+    nsel, psel = peer.get("namespaceSelector"), peer.get("podSelector")
+    for t in targets:
+        if nsel is not None:
+            if not selector_matches(nsel, ns_labels.get(t["namespace"], {"kubernetes.io/metadata.name": t["namespace"]})):
+                continue
+        elif t["namespace"] != policy_ns:
+            continue
+        if psel is not None and not selector_matches(psel, t["labels"]):
+            continue
+        return True
+    return False
+
+
+def egress_allows_dns(policy, proto, targets, ns_labels):
+    """Does one (egress-typed) policy allow ``proto`` 53 to one of the DNS ``targets``?"""
+    ns = _meta(policy).get("namespace")
+    for rule in (policy.get("spec") or {}).get("egress") or []:
+        ports = rule.get("ports") or []
+        if ports and not any(_port_allows(p, proto) for p in ports):
+            continue
+        peers = rule.get("to") or []
+        if not peers or any(_peer_allows(p, ns, targets, ns_labels) for p in peers):
+            return True
+    return False
+
+
+def dns_targets(state, namespace="kube-system"):
+    """Where pods' DNS packets go after kube-proxy DNAT: the CoreDNS pods."""
+    targets = []
+    for pod, labels in zip(state.get("coredns_pods") or [], state.get("coredns_labels") or []):
+        targets.append({"namespace": namespace, "labels": labels, "ips": [pod["ip"]] if pod["ip"] else []})
+    if not targets:
+        ips = [e["ip"] for e in state.get("endpoints") or []]
+        targets.append({"namespace": namespace, "labels": dict(COREDNS_LABELS), "ips": ips})
+    return targets
+
+
+def allow_dns_policy_yaml(namespace, dns_namespace="kube-system"):
+    return (
+        "kubectl apply -f - <<'EOF'\n"
+        "apiVersion: networking.k8s.io/v1\n"
+        "kind: NetworkPolicy\n"
+        "metadata: {name: allow-dns, namespace: %s}\n"
+        "spec:\n"
+        "  podSelector: {}\n"
+        "  policyTypes: [Egress]\n"
+        "  egress:\n"
+        "  - to:\n"
+        "    - namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: %s}}\n"
+        "      podSelector: {matchLabels: {k8s-app: kube-dns}}\n"
+        "    ports: [{protocol: UDP, port: 53}, {protocol: TCP, port: 53}]\n"
+        "EOF" % (namespace, dns_namespace)
+    )
+
+
+def netpol_findings(policies, pods, namespaces, state, dns_namespace="kube-system"):
+    """NETPOL_BLOCKS_DNS: pods isolated for egress by policies that allow no UDP (or TCP) 53 to CoreDNS."""
+    ns_labels = {}
+    for ns in namespaces or []:
+        name = _meta(ns).get("name")
+        labels = dict(_meta(ns).get("labels") or {})
+        labels.setdefault("kubernetes.io/metadata.name", name)
+        ns_labels[name] = labels
+    targets = dns_targets(state, dns_namespace)
+    groups = {}
+    for pod in pods or []:
+        meta, spec, status = _meta(pod), pod.get("spec") or {}, pod.get("status") or {}
+        if spec.get("hostNetwork") or status.get("phase") in ("Succeeded", "Failed"):
+            continue
+        ns = meta.get("namespace")
+        selecting = [p for p in policies or [] if _meta(p).get("namespace") == ns
+                     and "Egress" in _policy_types(p)
+                     and selector_matches((p.get("spec") or {}).get("podSelector") or {}, meta.get("labels"))]
+        if not selecting:
+            continue
+        blocked = [proto for proto in ("UDP", "TCP")
+                   if not any(egress_allows_dns(p, proto, targets, ns_labels) for p in selecting)]
+        if not blocked:
+            continue
+        key = (ns, tuple(sorted(_meta(p).get("name") for p in selecting)), tuple(blocked))
+        groups.setdefault(key, []).append(meta.get("name"))
+    out = []
+    for (ns, names, blocked), pod_names in sorted(groups.items()):
+        shown = ", ".join(sorted(pod_names)[:5]) + (" and %d more" % (len(pod_names) - 5) if len(pod_names) > 5 else "")
+        out.append(finding(
+            "NETPOL_BLOCKS_DNS",
+            "NetworkPolicy %s selects %d pod(s) (%s) and allows no egress to %s 53 of the CoreDNS pods"
+            % ("/".join(names), len(pod_names), shown, "/".join(blocked)),
+            "pods selected by an egress policy may only send what some policy allows: their DNS queries "
+            "are dropped, so name lookups time out in namespace %s only" % ns if "UDP" in blocked else
+            "DNS answers larger than 512 bytes retry over TCP 53, which these policies drop",
+            "add an allow-dns egress policy (UDP and TCP 53 to kube-system): " + allow_dns_policy_yaml(ns, dns_namespace),
+            severity=ERROR if "UDP" in blocked else WARNING,
+            where="namespace %s" % ns, policies=list(names), pods=sorted(pod_names), blocked=list(blocked)))
+    return out
+
+
+# -- Services ------------------------------------------------------------------------------------
+def _container_ports(pod):
+    out = []
+    for c in (pod.get("spec") or {}).get("containers") or []:
+        for p in c.get("ports") or []:
+            out.append({"port": p.get("containerPort"), "name": p.get("name") or "",
+                        "protocol": (p.get("protocol") or "TCP").upper()})
+    return out
+
+
+def service_findings(services, pods, skip_namespaces=()):
+    """SVC_NO_ENDPOINTS: selector matching no pod, or a targetPort no selected pod declares."""
+    out = []
+    by_ns = {}
+    for pod in pods or []:
+        if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+            continue
+        by_ns.setdefault(_meta(pod).get("namespace"), []).append(pod)
+    for svc in services or []:
+        meta, spec = _meta(svc), svc.get("spec") or {}
+        ns, name, selector = meta.get("namespace"), meta.get("name"), spec.get("selector")
+        if ns in skip_namespaces or not selector or spec.get("type") == "ExternalName":
+            continue
+        where = "service %s/%s" % (ns, name)
+        candidates = by_ns.get(ns, [])
+        matched = [p for p in candidates if service_selector_matches(selector, _meta(p).get("labels"))]
+        if not matched:
+            near, hint = [], ""
+            for p in candidates:
+                labels = _meta(p).get("labels") or {}
+                diff = [k for k in sorted(selector) if k in labels and labels[k] != selector[k]]
+                if diff:
+                    near.append("%s has %s" % (_meta(p).get("name"), ",".join("%s=%s" % (k, labels[k]) for k in diff)))
+                    if not hint:
+                        k = diff[0]
+                        hint = ("kubectl -n %s patch service %s -p '{\"spec\":{\"selector\":{\"%s\":\"%s\"}}}' "
+                                "(or label the pods %s=%s)" % (ns, name, k, labels[k], k, selector[k]))
+            observed = "selector %s matches no pod in namespace %s" % (_fmt_labels(selector), ns)
+            if near:
+                observed += " (%s)" % "; ".join(near[:3])
+            fix = hint or ("make the Service selector %s match the pods' labels (kubectl -n %s get pods --show-labels)"
+                           % (_fmt_labels(selector), ns))
+            out.append(finding(
+                "SVC_NO_ENDPOINTS", observed,
+                "a Service whose selector matches no pod has no endpoints: its name resolves but connections "
+                "are refused or hang", fix, where=where, reason="selector"))
+            continue
+        ports = [p for pod in matched for p in _container_ports(pod)]
+        for sp in spec.get("ports") or []:
+            target = sp.get("targetPort", sp.get("port"))
+            proto = (sp.get("protocol") or "TCP").upper()
+            if isinstance(target, str) and not target.isdigit():
+                ok = any(p["name"] == target and p["protocol"] == proto for p in ports)
+            else:
+                if not ports:
+                    continue  # containerPorts not declared: a numeric targetPort may still work
+                ok = any(p["port"] == int(target) and p["protocol"] == proto for p in ports)
+            if ok:
+                continue
+            declared = ", ".join(sorted({"%s%s/%s" % ("%s:" % p["name"] if p["name"] else "", p["port"], p["protocol"])
+                                         for p in ports})) or "none"
+            numeric = sorted({p["port"] for p in ports if p["protocol"] == proto})
+            fix = ("kubectl -n %s patch service %s --type=json -p '[{\"op\":\"replace\",\"path\":\"/spec/ports/%d/"
+                   "targetPort\",\"value\":%s}]' (or change the containers' containerPort to %s)"
+                   % (ns, name, (spec.get("ports") or []).index(sp),
+                      numeric[0] if numeric else '"<port>"', target))
+            out.append(finding(
+                "SVC_NO_ENDPOINTS",
+                "port %s targetPort %s/%s matches no containerPort of the %d selected pod(s) (declared: %s)"
+                % (sp.get("name") or sp.get("port"), target, proto, len(matched), declared),
+                "traffic to the Service is sent to a port nothing listens on: connection refused",
+                fix, where=where, reason="port"))
+    return out
+
+
+def cluster_findings(objs, state, dns_namespace="kube-system", node_resolv=None):
+    """Every finding the cluster objects alone support."""
+    out = dns_endpoint_findings(state, dns_namespace)
+    out += coredns_findings(state, node_resolv, dns_namespace)
+    out += netpol_findings(objs.get("network_policies"), objs.get("pods"), objs.get("namespaces"), state,
+                           dns_namespace)
+    out += service_findings(objs.get("services"), objs.get("pods"), skip_namespaces=())
+    return out
+
+
+# -- host path -----------------------------------------------------------------------------------
+def _failed(q):
+    return q["status"] not in OK_STATUSES
+
+
+def _node_of_host(result, state):
+    """Map a node result to its Kubernetes node name (by name, then by InternalIP)."""
+    names = {n["name"] for n in (state or {}).get("nodes") or []}
+    if result.get("node") in names or not names:
+        return result.get("node")
+    for n in state.get("nodes") or []:
+        if n["ip"] and n["ip"] == result.get("node_ip"):
+            return n["name"]
+    return result.get("node")
+
+
+def host_findings(node_results, state=None, timeout=None):
+    """Findings from the nodes' queries (service IP and each CoreDNS endpoint)."""
+    state = state or {}
+    out = []
+    pairs = {}  # (src, dst) -> [endpoint ips]
+    unexplained_svc = {}  # node -> [queries]
+    upstream = []
+    missing = []
+    same_node_dead = {}
+    for res in node_results or []:
+        src = _node_of_host(res, state)
+        queries = res.get("queries") or []
+        ep_q = [q for q in queries if q.get("target") == "endpoint"]
+        ep_fail = [q for q in ep_q if _failed(q)]
+        for q in ep_fail:
+            dst = q.get("endpoint_node") or "unknown node"
+            if dst == src:
+                same_node_dead.setdefault(src, []).append(q)
+            else:
+                pairs.setdefault((src, dst), []).append(q)
+        svc_q = [q for q in queries if q.get("target") == "service"]
+        cluster_ok = any(q["kind"] == "cluster" and not _failed(q) for q in svc_q)
+        for q in svc_q:
+            if q["status"] == "nxdomain" and q["kind"] != "external":
+                missing.append((src, q))
+            elif _failed(q) and q["kind"] == "external" and cluster_ok:
+                upstream.append((src, q))
+            elif _failed(q) and q["status"] != "nxdomain":
+                if ep_fail:
+                    continue  # explained by the unreachable endpoint(s) below
+                unexplained_svc.setdefault(src, []).append(q)
+    t = "%.1fs" % timeout if timeout else "the timeout"
+    for (src, dst), qs in sorted(pairs.items()):
+        same_ok = [q["server"] for res in node_results if _node_of_host(res, state) == src
+                   for q in res.get("queries") or [] if q.get("target") == "endpoint"
+                   and q.get("endpoint_node") == src and not _failed(q)]
+        observed = "%s cannot reach CoreDNS pod %s on %s: %s" % (
+            src, ", ".join(q["server"] for q in qs), dst, ", ".join(sorted({q["status"] for q in qs})))
+        if same_ok:
+            observed += " (the CoreDNS pod on %s itself, %s, answers)" % (src, ", ".join(same_ok))
+        out.append(finding(
+            "DNS_POD_UNREACHABLE", observed,
+            "queries to the kube-dns service IP are spread over all CoreDNS pods: the share sent across "
+            "%s -> %s is dropped, so lookups intermittently time out ('connection timed out; no servers could "
+            "be reached'); node-to-pod traffic between nodes is blocked by the security group or the pod "
+            "encapsulation" % (src, dst),
+            SG_FIX, where="%s -> %s" % (src, dst), src=src, dst=dst, endpoints=[q["server"] for q in qs]))
+    for node, qs in sorted(same_node_dead.items()):
+        out.append(finding(
+            "DNS_POD_UNREACHABLE",
+            "CoreDNS pod %s on %s does not answer even from its own node (%s)"
+            % (", ".join(q["server"] for q in qs), node, ", ".join(sorted({q["status"] for q in qs}))),
+            "a CoreDNS pod that does not answer locally is not serving (crashed, hung or not listening on 53)",
+            "kubectl -n kube-system get pods -l k8s-app=kube-dns -o wide; kubectl -n kube-system logs <pod>",
+            where="%s -> %s" % (node, node), src=node, dst=node))
+    for node, qs in sorted(unexplained_svc.items()):
+        out.append(finding(
+            "DNS_SERVICE_UNREACHABLE",
+            "%s: the DNS service %s gives %s for %s while every CoreDNS endpoint answers directly"
+            % (node, qs[0]["server"], ", ".join(sorted({q["status"] for q in qs})), ", ".join(q["name"] for q in qs)),
+            "the service IP is translated to the CoreDNS pods by kube-proxy rules on the node; without them "
+            "(or with a wrong clusterDNS address) no query reaches CoreDNS",
+            "check kube-proxy on %s (kubectl -n kube-system get pods -l k8s-app=kube-proxy -o wide; "
+            "iptables -t nat -L KUBE-SERVICES | grep %s) and that kubelet clusterDNS equals the kube-dns "
+            "Service clusterIP" % (node, qs[0]["server"]), where=node))
+    if upstream:
+        fw = [t for f in corefile_forwards(state.get("corefile")) if f["from"] == "." for t in f["to"]]
+        out.append(_upstream_finding(sorted({s for s, _ in upstream}), upstream[0][1], fw, t))
+    for src, q in missing:
+        out.append(_missing_finding(src, q))
+    return out
+
+
+def _upstream_finding(sources, q, forward_targets, t):
+    return finding(
+        "UPSTREAM_TIMEOUT",
+        "%s via the cluster DNS %s: %s, while cluster names resolve (from %s)"
+        % (q["name"], q["server"], q["status"], ", ".join(sources)),
+        "CoreDNS answers cluster names itself but forwards other names to its upstream (%s), which does not "
+        "answer within %s: external names fail in every pod ('i/o timeout' in CoreDNS logs)"
+        % (", ".join(forward_targets) or "forward target of the Corefile", t),
+        "allow egress UDP/TCP 53 from the nodes to the upstream resolver (security group egress / NACL), or "
+        "point the Corefile at a reachable resolver: 'forward . %s' (kubectl -n kube-system edit configmap "
+        "coredns)" % VPC_RESOLVER,
+        where=", ".join(sources), name=q["name"], forward=forward_targets)
+
+
+def _missing_finding(src, q):
+    return finding(
+        "DNS_NAME_NOT_FOUND",
+        "%s answered NXDOMAIN for %s (from %s)" % (q["server"], q["name"], src),
+        "the name does not exist in cluster DNS: the Service is missing, in another namespace, or the "
+        "cluster domain differs" if q["kind"] == "user" else
+        "CoreDNS does not serve the cluster zone: its kubernetes plugin is missing or uses another domain",
+        "kubectl get service -A | grep %s; check the name (<service>.<namespace>.svc.<domain>) and the "
+        "Corefile 'kubernetes' line" % q["name"].split(".")[0],
+        severity=ERROR, where=src, name=q["name"])
+
+
+# -- pod path ------------------------------------------------------------------------------------
+def probe_script(plan, timeout=2):
+    """A POSIX sh script (busybox) that resolves each name and writes one line per name to
+    /dev/termination-log: ``<name> <kind> <status> <answer>``; exits 1 if any failed."""
+    lines = [
+        "set -u",
+        "m=/dev/termination-log",
+        "echo %s > $m" % PROBE_FORMAT,
+        "rc=0",
+        "probe() {",
+        "  out=$(nslookup -timeout=%d -retry=1 \"$1\" 2>&1); r=$?" % int(max(1, timeout)),
+        "  a=$(echo \"$out\" | sed -n '/^Name:/,$ s/^Address[^:]*: *//p' | head -n 1)",
+        "  if [ $r -eq 0 ] && [ -n \"$a\" ]; then s=ok",
+        "  elif echo \"$out\" | grep -qi 'NXDOMAIN\\|find'; then s=nxdomain",
+        "  elif echo \"$out\" | grep -qi 'timed out\\|no servers\\|timeout'; then s=timeout",
+        "  else s=error; fi",
+        "  [ $s = ok ] || rc=1",
+        "  echo \"$1 $2 $s ${a:--}\" >> $m",
+        "}",
+    ]
+    for name, kind in plan:
+        lines.append("probe %s %s" % (name, kind))
+    lines.append("exit $rc")
+    return "\n".join(lines)
+
+
+def probe_pod_manifest(node, plan, image, namespace="default", timeout=2, name_prefix="dns-probe-"):
+    """A pod pinned to ``node`` that resolves ``plan`` and reports through its termination message."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "generateName": "%s%s-" % (name_prefix, re.sub(r"[^a-z0-9-]", "-", node.lower())[:40]),
+            "namespace": namespace,
+            "labels": {"app.kubernetes.io/name": "dns-probe", "app.kubernetes.io/managed-by": "kubeadm_ec2.dns_check"},
+        },
+        "spec": {
+            "nodeName": node,
+            "restartPolicy": "Never",
+            "terminationGracePeriodSeconds": 0,
+            "automountServiceAccountToken": False,
+            "tolerations": [{"operator": "Exists"}],
+            "containers": [{
+                "name": "probe",
+                "image": image,
+                "command": ["sh", "-c", probe_script(plan, timeout)],
+                "terminationMessagePolicy": "FallbackToLogsOnError",
+                "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "32Mi"}},
+            }],
+        },
+    }
+
+
+def parse_probe_message(text):
+    """Parse a probe pod's termination message -> [{name, kind, status, answer}] (raises ValueError)."""
+    lines = [line.strip() for line in (text or "").strip().splitlines() if line.strip()]
+    if not lines or lines[0] != PROBE_FORMAT:
+        raise ValueError("not a %s message: %r" % (PROBE_FORMAT, (text or "")[:120]))
+    out = []
+    for line in lines[1:]:
+        parts = line.split()
+        if len(parts) < 3:
+            raise ValueError("bad probe line %r" % line)
+        out.append({"name": parts[0], "kind": parts[1], "status": parts[2],
+                    "answer": parts[3] if len(parts) > 3 and parts[3] != "-" else ""})
+    return out
+
+
+def pod_findings(pod_results, namespace="default", timeout=None):
+    """Findings from the probe pods' results ({node, pod, outcome, detail, results})."""
+    out, upstream = [], []
+    for res in pod_results or []:
+        node, pod = res.get("node"), res.get("pod")
+        where = "probe pod %s/%s on %s" % (namespace, pod, node)
+        if res.get("outcome") != "finished":
+            out.append(finding(
+                "DNS_PROBE_FAILED", "%s: %s" % (where, res.get("detail") or res.get("outcome")),
+                "the pod path could not run on %s, so DNS as pods see it there is unverified" % node,
+                "kubectl -n %s describe pod <probe>; check the node is Ready, kubelet runs and the image %s can "
+                "be pulled (validate_dns_probe_image), or disable the pod path (validate_dns_pod_probe: false)"
+                % (namespace, res.get("image") or "<image>"),
+                where=node, pod=pod, outcome=res.get("outcome")))
+            continue
+        results = res.get("results") or []
+        cluster_ok = any(r["kind"] == "cluster" and r["status"] == "ok" for r in results)
+        for r in results:
+            if r["status"] == "ok":
+                continue
+            q = {"name": r["name"], "server": "cluster DNS", "status": r["status"], "kind": r["kind"]}
+            if r["status"] == "nxdomain":
+                out.append(_missing_finding("pod on %s" % node, q))
+            elif r["kind"] == "external" and cluster_ok:
+                upstream.append(("pod on %s" % node, q))
+            else:
+                out.append(finding(
+                    "DNS_SERVICE_UNREACHABLE",
+                    "%s: %s -> %s" % (where, r["name"], r["status"]),
+                    "pods on %s cannot resolve through the cluster DNS service (network policy, kube-proxy or an "
+                    "unreachable CoreDNS pod on another node)" % node,
+                    "compare with the host path of %s (DNS_POD_UNREACHABLE / NETPOL_BLOCKS_DNS findings); "
+                    "kubectl -n kube-system get endpointslices -l kubernetes.io/service-name=kube-dns" % node,
+                    where=node, name=r["name"]))
+    if upstream:
+        out.append(_upstream_finding(sorted({s for s, _ in upstream}), upstream[0][1], [],
+                                     "%.1fs" % timeout if timeout else "the timeout"))
+    return out
+
+
+# -- combined ------------------------------------------------------------------------------------
+def node_resolvers(node_results, state=None):
+    return {_node_of_host(r, state or {}): (r.get("resolv_conf") or {}).get("nameservers") or []
+            for r in node_results or []}
+
+
+def analyze(state=None, static_findings=None, node_results=None, pod_results=None, timeout=None,
+            dns_namespace="kube-system", probe_namespace="default"):
+    """All findings: the cluster-only ones (``static_findings``: endpoints, policies, services) plus the
+    CoreDNS/loop, host-path and pod-path analyses."""
+    state = state or {}
+    out = [f for f in static_findings or [] if f["id"] != "COREDNS_NOT_READY"]
+    if state:
+        out += coredns_findings(state, node_resolvers(node_results, state), dns_namespace)
+    out += host_findings(node_results, state, timeout)
+    out += pod_findings(pod_results, probe_namespace, timeout)
+    return _dedupe(out)
+
+
+def _dedupe(findings):
+    seen, out = set(), []
+    for f in findings:
+        key = (f["id"], f["where"], f["observed"])
+        if key not in seen:
+            seen.add(key)
+            out.append(f)
+    return out
+
+
+def node_summary(node_results, pod_results=None):
+    """Short per-node lines for a passing check."""
+    lines = []
+    pods = {p.get("node"): p for p in pod_results or []}
+    for res in node_results or []:
+        qs = res.get("queries") or []
+        svc = [q for q in qs if q.get("target") == "service"]
+        eps = [q for q in qs if q.get("target") == "endpoint"]
+        slow = max([q.get("ms", 0) for q in qs] or [0])
+        line = "%s: %d/%d names via %s, %d/%d CoreDNS endpoints answer (slowest %.0f ms)" % (
+            res.get("node"), sum(1 for q in svc if not _failed(q)), len(svc), res.get("service_ip"),
+            sum(1 for q in eps if not _failed(q)), len(eps), slow)
+        pod = pods.pop(res.get("node"), None)
+        if pod:
+            line += "; probe pod %s" % ("ok" if pod.get("outcome") == "finished" else pod.get("outcome"))
+        lines.append(line)
+    for node, pod in sorted(pods.items()):
+        lines.append("%s: probe pod %s (%d names)" % (node, pod.get("outcome"), len(pod.get("results") or [])))
+    return lines

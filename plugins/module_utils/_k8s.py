@@ -1,0 +1,143 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to kubeadm_ec2.cluster
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A small, generic helper around the ``kubernetes`` client for this collection's checks.
+
+* ``api_client(kubeconfig, context, timeout)``: an ``ApiClient`` from a kubeconfig file (or the
+  default kubeconfig / in-cluster config) with bounded urllib3 retries;
+* ``K8s(client, timeout).call(fn, what, *args, **kw)``: one API call with a request timeout, every
+  failure turned into ``K8sError`` carrying a one-line message (HTTP status and the API's ``Status``
+  message, or the connection problem) instead of a traceback;
+* ``to_dict``: a client model object as the API JSON (camelCase), for plain-data analysis.
+
+Modules check ``HAS_KUBERNETES`` and call ``missing_required_lib("kubernetes")`` when it is False.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+
+try:
+    import kubernetes
+    from kubernetes.client.rest import ApiException
+    from kubernetes.config.config_exception import ConfigException
+
+    HAS_KUBERNETES = True
+    KUBERNETES_IMPORT_ERROR = None
+except ImportError as exc:  # pragma: no cover - exercised only without the library
+    kubernetes = None
+    HAS_KUBERNETES = False
+    KUBERNETES_IMPORT_ERROR = exc
+
+    class ApiException(Exception):
+        pass
+
+    class ConfigException(Exception):
+        pass
+
+try:
+    import urllib3.exceptions as _u3
+
+    _URLLIB3_ERRORS = (_u3.HTTPError,)
+except ImportError:  # pragma: no cover
+    _URLLIB3_ERRORS = ()
+
+
+class K8sError(Exception):
+    """A Kubernetes API failure with a message fit for ``fail_json``; ``status`` is the HTTP code or None."""
+
+    def __init__(self, message, status=None):
+        super(K8sError, self).__init__(message)
+        self.status = status
+
+
+def describe_error(exc, what="Kubernetes API call"):
+    """One clear line for an exception raised while talking to the API."""
+    if isinstance(exc, ApiException):
+        detail = exc.reason or ""
+        try:
+            body = json.loads(exc.body or "{}")
+            if isinstance(body, dict) and body.get("message"):
+                detail = body["message"]
+        except (TypeError, ValueError):
+            if exc.body:
+                detail = str(exc.body)[:200]
+        hint = {
+            401: " (the kubeconfig credentials were rejected)",
+            403: " (the kubeconfig user lacks RBAC permission)",
+        }.get(exc.status, "")
+        return "%s failed: HTTP %s %s%s" % (what, exc.status, detail, hint)
+    if isinstance(exc, ConfigException):
+        return "%s: invalid kubeconfig: %s" % (what, exc)
+    if _URLLIB3_ERRORS and isinstance(exc, _URLLIB3_ERRORS):
+        reason = getattr(exc, "reason", None) or exc
+        return "%s failed: cannot reach the Kubernetes API (%s)" % (what, reason)
+    if isinstance(exc, (OSError, IOError)):
+        return "%s failed: %s" % (what, exc)
+    return "%s failed: %s: %s" % (what, type(exc).__name__, exc)
+
+
+def api_client(kubeconfig=None, context=None, timeout=10, retries=1):
+    """Build an ``ApiClient``; raises K8sError with a clear message."""
+    if not HAS_KUBERNETES:
+        raise K8sError("the kubernetes Python library is not installed")
+    try:
+        if kubeconfig or context:
+            client = kubernetes.config.new_client_from_config(config_file=kubeconfig, context=context)
+        else:
+            try:
+                client = kubernetes.config.new_client_from_config()
+            except (ConfigException, OSError):
+                kubernetes.config.load_incluster_config()
+                client = kubernetes.client.ApiClient()
+    except (ConfigException, OSError, ValueError, TypeError) as exc:
+        raise K8sError("cannot load kubeconfig %s%s: %s" % (
+            kubeconfig or "(default)", " context %s" % context if context else "", exc))
+    client.configuration.retries = retries
+    client.user_agent = "kubeadm_ec2.cluster"
+    return client
+
+
+def to_dict(client, obj):
+    """A client model object (or list of them) as the API's JSON (camelCase keys)."""
+    return client.sanitize_for_serialization(obj)
+
+
+class K8s:
+    """Calls with a request timeout and uniform error handling."""
+
+    def __init__(self, client, timeout=10):
+        self.client = client
+        self.timeout = timeout
+
+    def core(self):
+        return kubernetes.client.CoreV1Api(self.client)
+
+    def discovery(self):
+        return kubernetes.client.DiscoveryV1Api(self.client)
+
+    def networking(self):
+        return kubernetes.client.NetworkingV1Api(self.client)
+
+    def call(self, fn, what, *args, **kwargs):
+        kwargs.setdefault("_request_timeout", self.timeout)
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:  # every client failure -> one clear message
+            status = getattr(exc, "status", None) if isinstance(exc, ApiException) else None
+            raise K8sError(describe_error(exc, what), status)
+
+    def items(self, fn, what, *args, **kwargs):
+        """A list call as plain API JSON items."""
+        return to_dict(self.client, self.call(fn, what, *args, **kwargs).items) or []
+
+    def get_or_none(self, fn, what, *args, **kwargs):
+        """A read call as API JSON, or None on 404."""
+        try:
+            return to_dict(self.client, self.call(fn, what, *args, **kwargs))
+        except K8sError as exc:
+            if exc.status == 404:
+                return None
+            raise
