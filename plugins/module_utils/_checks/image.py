@@ -465,7 +465,8 @@ def collect_images(images=(), workloads=()):
             invalid.setdefault(text, (str(exc), []))
             continue
         refs.setdefault(ref["name"], ref)
-        usage.setdefault(ref["name"], []).append(None)
+        if None not in usage.setdefault(ref["name"], []):
+            usage[ref["name"]].append(None)
     for wl in workloads or ():
         for img in wl["images"]:
             try:
