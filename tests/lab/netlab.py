@@ -21,6 +21,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 import uuid
 
 SELF = "self"
@@ -214,20 +215,25 @@ class NetLab:
                     proc.wait(timeout=5)
         self.procs = []
         cleanup(self.prefix)
+        if getattr(self, "_wrapper_dir", None):
+            shutil.rmtree(self._wrapper_dir, ignore_errors=True)
+            self._wrapper_dir = None
 
     # -- Ansible ----------------------------------------------------------------
     def inventory(self, python=None, control_planes=1, extra_vars=None):
         """An Ansible inventory (dict, YAML/JSON-able) whose hosts are the lab nodes.
 
         Modules run inside each node's namespace through the interpreter command
-        ``ip netns exec <ns> <python>`` on a local connection.
+        ``ip netns exec <ns> <python>`` on a local connection. ansible-core 2.19 treats
+        ``ansible_python_interpreter`` as one executable path, so the command is wrapped in a
+        small per-node script (``interpreter_path()``, removed by stop()).
         """
         python = python or os.path.realpath(os.environ.get("LAB_PYTHON", shutil.which("python3")))
         cps, workers = {}, {}
         for node in self.nodes:
             hostvars = {
                 "ansible_connection": "local",
-                "ansible_python_interpreter": "ip netns exec %s %s" % (node["ns"], python),
+                "ansible_python_interpreter": self.interpreter_path(node["name"], python),
                 "private_ip_address": node["ip"],
                 "kubeadm_ec2_arch": "amd64",
                 "lab_namespace": node["ns"],
@@ -244,6 +250,17 @@ class NetLab:
                 },
             }
         }
+
+    def interpreter_path(self, name, python):
+        """An executable script that runs ``python`` inside node ``name``'s namespace."""
+        node = self.node(name)
+        if not getattr(self, "_wrapper_dir", None):
+            self._wrapper_dir = tempfile.mkdtemp(prefix="%s-interp-" % self.prefix)
+        path = os.path.join(self._wrapper_dir, "%s-python" % node["ns"])
+        with open(path, "w") as fh:
+            fh.write('#!/bin/sh\nexec ip netns exec %s %s "$@"\n' % (node["ns"], python))
+        os.chmod(path, 0o755)
+        return path
 
     def write_inventory(self, path, **kw):
         with open(path, "w") as fh:
