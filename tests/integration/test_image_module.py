@@ -1,0 +1,216 @@
+"""image_arch_check through ansible-playbook (FQCN) and the validate_images role.
+
+Substrates: Debian's docker-registry (tests/integration/registry_harness.py) and the Kubernetes API fake
+(tests/fakes/k8s_api.py) read through the real kubernetes client.
+"""
+
+import os
+
+import pytest
+
+from tests.fakes.k8s_api import FakeKubeAPI
+from tests.integration.image_support import deployment, failing_pod, node, pull_event, run_playbook
+from tests.integration.registry_harness import Registry
+
+MANIFEST = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: marketplace, namespace: shop}
+spec:
+  selector: {matchLabels: {app: marketplace}}
+  template:
+    metadata: {labels: {app: marketplace}}
+    spec:
+      initContainers:
+        - {name: migrate, image: %(host)s/tools:v1}
+      containers:
+        - {name: app, image: %(host)s/marketplace:v1}
+---
+apiVersion: batch/v1
+kind: CronJob
+metadata: {name: report, namespace: shop}
+spec:
+  schedule: "0 * * * *"
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          restartPolicy: Never
+          containers:
+            - {name: report, image: %(host)s/tools:v1}
+"""
+
+
+@pytest.fixture()
+def seed(tmp_path):
+    """The seed: marketplace:v1 pushed from an Apple Silicon laptop (arm64 only), tools multi-arch."""
+    with Registry() as reg:
+        reg.push_image("marketplace", "v1", arch="arm64")
+        reg.push_index("tools", "v1", ["amd64", "arm64"])
+        mdir = tmp_path / "manifests"
+        mdir.mkdir()
+        (mdir / "shop.yaml").write_text(MANIFEST % {"host": reg.host})
+        (mdir / "README.txt").write_text("not a manifest")
+        reg.manifest_dir = str(mdir)
+        yield reg
+
+
+def _vars(reg, **kw):
+    out = {"image_check_insecure_registries": [reg.host]}
+    out.update(("image_check_" + k, v) for k, v in kw.items())
+    return out
+
+
+def test_seed_arm64_only_fails_then_multi_arch_index_passes(seed, tmp_path):
+    ref = seed.host + "/marketplace:v1"
+    extra = _vars(seed, manifests=[seed.manifest_dir], node_arches=["x86_64"])
+    rc, out, res = run_playbook("image_arch_check.yml", extra, tmp_path)
+    assert rc != 0, out
+    assert res["failed"] is True
+    assert [f["id"] for f in res["findings"]] == ["IMAGE_ARCH_MISMATCH"]
+    f = res["findings"][0]
+    assert f["remediation"] == "docker buildx build --platform linux/amd64,linux/arm64 -t %s --push DIR" % ref
+    assert f["details"]["workloads"] == ["Deployment/shop/marketplace"]
+    assert f["details"]["platforms"] == ["linux/arm64"]
+    assert res["node_arches"] == ["amd64"]
+    assert res["workloads"] == ["Deployment/shop/marketplace", "CronJob/shop/report"]
+    assert "image_arch_check: 1 problem(s) found" in res["msg"]
+    assert "fix: docker buildx build --platform linux/amd64,linux/arm64 -t %s --push DIR" % ref in out
+
+    # check mode runs the same read-only check
+    rc_check, _out, res_check = run_playbook("image_arch_check.yml", extra, tmp_path, check=True)
+    assert rc_check != 0 and res_check["findings"] == res["findings"]
+
+    seed.push_index("marketplace", "v1", ["amd64", "arm64"])
+    rc, out, res = run_playbook("image_arch_check.yml", extra, tmp_path)
+    assert rc == 0, out
+    assert res["findings"] == [] and res["changed"] is False
+    assert res["msg"] == "image_arch_check: 2 image(s) offer a platform for every node architecture"
+    assert {i["image"]: i["platforms"] for i in res["images"]} == {
+        ref: ["linux/amd64", "linux/arm64"], seed.host + "/tools:v1": ["linux/amd64", "linux/arm64"]}
+
+
+def test_private_registry_credentials_are_used_and_never_logged(tmp_path):
+    secret = "pa55-w0rd-never-logged"
+    with Registry(auth="htpasswd", users={"ci-bot": secret}) as reg:
+        reg.push_index("shop/marketplace", "v2", ["amd64", "arm64"])
+        images = [reg.host + "/shop/marketplace:v2"]
+        rc, out, res = run_playbook("image_arch_check.yml", _vars(reg, images=images, node_arches=["amd64"]),
+                                    tmp_path)
+        assert rc != 0
+        assert [(f["id"], f["details"]["status"]) for f in res["findings"]] == [("IMAGE_UNREACHABLE", 401)]
+
+        creds = [{"registry": reg.host, "username": "ci-bot", "password": secret}]
+        rc, out, res = run_playbook("image_arch_check.yml", _vars(
+            reg, images=images, node_arches=["amd64"], registry_credentials=creds), tmp_path)
+        assert rc == 0, out
+        assert secret not in out and secret not in repr(res)
+        assert res["findings"] == []
+
+
+def _cluster(reg):
+    """Two amd64 nodes and one arm64 node; marketplace failing to pull; a pinned arm64 workload."""
+    api = FakeKubeAPI().start()
+    ref = reg.host + "/marketplace:v1"
+    api.cluster.add_all([
+        node("node-1", "amd64"), node("node-2", "amd64"), node("node-3", "arm64"),
+        deployment("marketplace", "shop", ref, init_image=reg.host + "/tools:v1"),
+        deployment("marketplace-arm", "shop", ref, node_selector={"kubernetes.io/arch": "arm64"}),
+        failing_pod("marketplace-6d9f7-abcde", "shop", ref, owner="marketplace-6d9f7"),
+        pull_event("marketplace-6d9f7-abcde", "shop", ref),
+    ])
+    return api
+
+
+def test_cluster_nodes_workloads_and_pull_events(seed, tmp_path):
+    ref = seed.host + "/marketplace:v1"
+    api = _cluster(seed)
+    try:
+        kubeconfig = api.write_kubeconfig(str(tmp_path / "kubeconfig"))
+        extra = _vars(seed, kubeconfig=kubeconfig)
+        rc, out, res = run_playbook("image_arch_check.yml", extra, tmp_path)
+        assert rc != 0, out
+        assert res["node_arches"] == ["amd64", "arm64"]
+        assert res["workloads"] == ["Deployment/shop/marketplace", "Deployment/shop/marketplace-arm"]
+        f = res["findings"][0]
+        assert (f["id"], f["where"]) == ("IMAGE_ARCH_MISMATCH", ref)
+        assert f["observed"] == (
+            "image %s offers linux/arm64; no platform for node architecture(s) amd64 (node-1, node-2); used by "
+            "Deployment/shop/marketplace; pull failed for Pod/shop/marketplace-6d9f7-abcde" % ref)
+        assert f["remediation"] == (
+            "docker buildx build --platform linux/amd64,linux/arm64 -t %s --push DIR, or pin the workload to "
+            "arm64 nodes with nodeSelector kubernetes.io/arch: arm64" % ref)
+        assert len(f["details"]["pull_errors"]) == 2  # the pod status and its event
+        assert ("GET", "/api/v1/events") in api.cluster.requests
+
+        # namespace filter: nothing in "other" uses the image, the nodes still come from the cluster
+        rc, out, res = run_playbook("image_arch_check.yml", dict(extra, image_check_namespaces=["other"],
+                                                                 image_check_images=["%s/tools:v1" % seed.host]),
+                                    tmp_path)
+        assert rc == 0, out
+
+        seed.push_index("marketplace", "v1", ["amd64", "arm64"])
+        rc, out, res = run_playbook("image_arch_check.yml", extra, tmp_path)
+        assert rc == 0, out
+        assert [(f["id"], f["severity"]) for f in res["findings"]] == [("IMAGE_ARCH_MISMATCH", "warning")]
+        assert res["findings"][0]["remediation"] == "delete the pods so they pull again (kubectl delete pod ...)"
+        assert "(1 warning(s))" in res["msg"]
+    finally:
+        api.stop()
+
+
+def test_unreachable_cluster_is_a_clean_failure(tmp_path):
+    api = FakeKubeAPI().start()
+    kubeconfig = api.write_kubeconfig(str(tmp_path / "kubeconfig"))
+    api.stop()
+    rc, out, res = run_playbook("image_arch_check.yml", {"image_check_kubeconfig": kubeconfig,
+                                                         "image_check_timeout": 2}, tmp_path)
+    assert rc != 0
+    assert res["msg"].startswith("image_arch_check: reading the cluster through %s failed: " % kubeconfig)
+    assert "Traceback" not in out
+
+
+def test_input_errors_are_reported(tmp_path):
+    rc, out, res = run_playbook("image_arch_check.yml", {"image_check_images": ["nginx"]}, tmp_path)
+    assert rc != 0
+    assert res["msg"] == ("image_arch_check: no node architectures: give node_arches or nodes, or a kubeconfig "
+                          "with cluster_reads including nodes")
+    rc, out, res = run_playbook("image_arch_check.yml", {"image_check_images": ["nginx"],
+                                                         "image_check_node_arches": ["sparc"]}, tmp_path)
+    assert rc != 0
+    assert res["msg"].startswith("image_arch_check: unknown architecture 'sparc'")
+
+
+INVENTORY = """\
+[control_plane]
+cp-1 ansible_connection=local
+[workers]
+worker-1 ansible_connection=local
+[k8s_cluster:children]
+control_plane
+workers
+"""
+
+
+def test_role_uses_node_facts_and_fails_on_findings(seed, tmp_path):
+    inv = tmp_path / "inventory.ini"
+    inv.write_text(INVENTORY)
+    arch = os.uname().machine  # the facts of this machine stand in for the EC2 nodes' facts
+    extra = {"validate_images_manifests": [seed.manifest_dir], "validate_images_insecure_registries": [seed.host]}
+    rc, out, _res = run_playbook("validate_images_role.yml", extra, tmp_path, inventory=str(inv))
+    if arch in ("x86_64", "amd64"):
+        assert rc != 0, out
+        assert "no platform for node architecture(s) amd64 (cp-1, worker-1)" in out
+        assert "docker buildx build --platform linux/amd64,linux/arm64 -t %s/marketplace:v1" % seed.host in out
+    rc, out, _res = run_playbook("validate_images_role.yml", dict(extra, validate_images_fail_on_findings=False),
+                                 tmp_path, inventory=str(inv))
+    assert rc == 0, out
+    seed.push_index("marketplace", "v1", ["amd64", "arm64"])
+    rc, out, _res = run_playbook("validate_images_role.yml", extra, tmp_path, inventory=str(inv))
+    assert rc == 0, out
+
+
+def test_role_stops_when_nothing_to_check(tmp_path):
+    rc, out, _res = run_playbook("validate_images_role.yml", {}, tmp_path, inventory="localhost,")
+    assert rc != 0
+    assert "Stop: set validate_images_images, validate_images_manifests or validate_images_kubeconfig" in out
