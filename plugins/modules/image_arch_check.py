@@ -33,7 +33,7 @@ description:
     HTTP status of the registry, or the connection error).
   - The module only reads; it never changes anything.
 author:
-  - kubeadm_ec2 maintainers
+  - kubeadm_ec2 maintainers (@kubeadm-ec2)
 options:
   images:
     description:
