@@ -1,0 +1,211 @@
+"""sg_audit through ansible-playbook against moto's EC2 server (started and stopped here).
+
+Every scenario is its own "cluster" (3 instances tagged kubeadm_ec2/cluster=<name>) built from the
+same SG descriptions as the network lab (tests/lab/netlab.py: SEED_SG / HEALTHY_SG), so both
+substrates judge the same security group.
+"""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+import pytest
+
+from tests.lab.netlab import HEALTHY_SG, SEED_SG, SELF
+
+boto3 = pytest.importorskip("boto3")
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BIN = os.path.dirname(sys.executable)
+PLAYBOOK = os.path.join(ROOT, "tests", "integration", "playbooks", "sg_audit.yml")
+REGION = "us-east-1"
+CREDS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION}
+
+
+def _free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+@pytest.fixture(scope="module")
+def moto():
+    port = _free_port()
+    exe = os.path.join(BIN, "moto_server")
+    proc = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    url = "http://127.0.0.1:%d" % port
+    try:
+        deadline = time.time() + 30
+        while True:
+            try:
+                urllib.request.urlopen(url + "/moto-api/", timeout=2)
+                break
+            except OSError:
+                if time.time() > deadline or proc.poll() is not None:
+                    raise RuntimeError("moto_server did not start")
+                time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _ec2(url):
+    return boto3.client("ec2", endpoint_url=url, region_name=REGION, aws_access_key_id="testing",
+                        aws_secret_access_key="testing")
+
+
+def _to_ec2(perms, sg_id):
+    """The lab's SG model (SELF = the group itself) as EC2 IpPermissions."""
+    out = []
+    for perm in perms:
+        p = json.loads(json.dumps(perm))
+        if p.get("UserIdGroupPairs"):
+            p["UserIdGroupPairs"] = [{"GroupId": sg_id if g["GroupId"] == SELF else g["GroupId"]}
+                                     for g in p["UserIdGroupPairs"]]
+        if p["IpProtocol"] not in ("tcp", "udp", "-1") and "FromPort" not in p:
+            p["FromPort"], p["ToPort"] = -1, -1
+        out.append(p)
+    return out
+
+
+def make_cluster(ec2, name, ingress, src_dst_check=True, egress_open=True, nodes=3):
+    vpc = ec2.create_vpc(CidrBlock="10.42.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.42.1.0/24")["Subnet"]["SubnetId"]
+    sg = ec2.create_security_group(GroupName="%s-nodes" % name, Description="nodes", VpcId=vpc)["GroupId"]
+    ec2.authorize_security_group_ingress(GroupId=sg, IpPermissions=_to_ec2(ingress, sg))
+    if not egress_open:
+        ec2.revoke_security_group_egress(GroupId=sg, IpPermissions=[
+            {"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
+        ec2.authorize_security_group_egress(GroupId=sg, IpPermissions=[
+            {"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
+    res = ec2.run_instances(
+        ImageId="ami-12c6146b", MinCount=nodes, MaxCount=nodes, SubnetId=subnet, SecurityGroupIds=[sg],
+        TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "kubeadm_ec2/cluster", "Value": name}]}])
+    ids = sorted(i["InstanceId"] for i in res["Instances"])
+    if not src_dst_check:
+        for iid in ids:
+            ec2.modify_instance_attribute(InstanceId=iid, SourceDestCheck={"Value": False})
+    return {"sg": sg, "ids": ids}
+
+
+OPEN_SSH = [{"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}]
+
+# name -> (ingress, src_dst_check, egress_open, calico_encapsulation)
+SCENARIOS = {
+    "seed": (SEED_SG, True, True, "IPIP"),
+    "healthy": (HEALTHY_SG, True, True, "IPIP"),
+    "seed-vxlan": (SEED_SG, True, True, "VXLAN"),
+    "nonencap-srcdst-on": (HEALTHY_SG, True, True, "None"),
+    "nonencap-srcdst-off": (HEALTHY_SG, False, True, "None"),
+    "egress-closed": (HEALTHY_SG, True, False, "IPIP"),
+    "ssh-world": (HEALTHY_SG + OPEN_SSH, True, True, "IPIP"),
+}
+
+
+@pytest.fixture(scope="module")
+def audited(moto):
+    ec2 = _ec2(moto)
+    clusters = dict((name, make_cluster(ec2, "t-" + name, ing, sdc, egr)) for name, (ing, sdc, egr, _e) in SCENARIOS.items())
+    cases = [{"name": name, "filters": {"tag:kubeadm_ec2/cluster": "t-" + name}, "calico_encapsulation": enc}
+             for name, (_i, _s, _g, enc) in SCENARIOS.items()]
+    tmp = tempfile.mkdtemp(prefix="ksgaudit-")
+    try:
+        result_file = os.path.join(tmp, "result.json")
+        evars = {"kubeadm_ec2_endpoint_url": moto, "kubeadm_ec2_region": REGION, "sg_audit_cases": cases,
+                 "sg_audit_result_file": result_file, "validate_network_cluster_name": "t-healthy",
+                 "ansible_python_interpreter": sys.executable}
+        env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1",
+                   PATH=BIN + os.pathsep + os.environ.get("PATH", ""), **CREDS)
+        proc = subprocess.run([os.path.join(BIN, "ansible-playbook"), "-i", "localhost,", PLAYBOOK,
+                               "-e", json.dumps(evars)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, timeout=300)
+        assert os.path.exists(result_file), proc.stdout
+        with open(result_file) as fh:
+            results = json.load(fh)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return {"rc": proc.returncode, "out": proc.stdout, "results": results, "clusters": clusters}
+
+
+def _ids(res, severity="error"):
+    return sorted(f["id"] for f in res["findings"] if f["severity"] == severity)
+
+
+def test_role_tasks_pass_on_healthy_cluster(audited):
+    assert audited["rc"] == 0, audited["out"]
+    out = audited["out"]
+    assert "TASK [validate_network : Audit the node security groups and instances]" in out
+    assert "ok: [localhost]" in out.split("TASK [validate_network : Audit the node security groups and instances]")[1]
+
+
+def test_seed_sg_no_self_ref_and_ipip_blocked(audited):
+    res = audited["results"]["seed"]
+    sg = audited["clusters"]["seed"]["sg"]
+    assert res["failed"]
+    assert _ids(res) == ["ENCAP_BLOCKED", "ENCAP_BLOCKED", "SG_NO_SELF_REF"]
+    self_ref = [f for f in res["findings"] if f["id"] == "SG_NO_SELF_REF"][0]
+    assert self_ref["remediation"] == (
+        "aws ec2 authorize-security-group-ingress --group-id %s --ip-permissions "
+        "'IpProtocol=-1,UserIdGroupPairs=[{GroupId=%s}]' ; or set ec2_network_sg_self_reference: true for role "
+        "ec2_network and re-run it" % (sg, sg))
+    assert self_ref["observed"].startswith("all traffic between nodes is not allowed for 6 of 6 node pair(s)")
+    needs = sorted(f["details"]["need"] for f in res["findings"] if f["id"] == "ENCAP_BLOCKED")
+    assert needs == ["bgp", "ipip"]
+    ipip = [f for f in res["findings"] if f["id"] == "ENCAP_BLOCKED" and f["details"]["need"] == "ipip"][0]
+    assert "'IpProtocol=4,UserIdGroupPairs=[{GroupId=%s}]'" % sg in ipip["remediation"]
+
+
+def test_healthy_sg_passes(audited):
+    res = audited["results"]["healthy"]
+    assert not res.get("failed"), res["msg"]
+    assert res["findings"] == []
+    assert res["calico_encapsulation_source"] == "parameter"
+
+
+def test_seed_sg_with_vxlan_only_misses_self_ref(audited):
+    res = audited["results"]["seed-vxlan"]
+    assert _ids(res) == ["SG_NO_SELF_REF"]
+
+
+def test_src_dst_check_both_ways(audited):
+    on = audited["results"]["nonencap-srcdst-on"]
+    assert _ids(on) == ["SRC_DST_CHECK"] * 3
+    iid = audited["clusters"]["nonencap-srcdst-on"]["ids"][0]
+    f = [x for x in on["findings"] if x["where"] == iid][0]
+    assert f["remediation"].startswith("aws ec2 modify-instance-attribute --instance-id %s --no-source-dest-check" % iid)
+    off = audited["results"]["nonencap-srcdst-off"]
+    assert off["findings"] == [] and not off.get("failed")
+
+
+def test_egress_443_closed(audited):
+    res = audited["results"]["egress-closed"]
+    sg = audited["clusters"]["egress-closed"]["sg"]
+    assert _ids(res) == ["EGRESS_443"]
+    assert res["findings"][0]["remediation"].startswith(
+        "aws ec2 authorize-security-group-egress --group-id %s --ip-permissions "
+        "'IpProtocol=tcp,FromPort=443,ToPort=443,IpRanges=[{CidrIp=0.0.0.0/0}]'" % sg)
+
+
+def test_ssh_open_to_world_is_a_warning(audited):
+    res = audited["results"]["ssh-world"]
+    sg = audited["clusters"]["ssh-world"]["sg"]
+    assert not res.get("failed")
+    assert _ids(res) == [] and _ids(res, "warning") == ["SG_OPEN_WORLD"]
+    assert res["findings"][0]["remediation"].startswith(
+        "aws ec2 revoke-security-group-ingress --group-id %s --ip-permissions "
+        "'IpProtocol=tcp,FromPort=22,ToPort=22,IpRanges=[{CidrIp=0.0.0.0/0}]'" % sg)
+    assert "(1 warning(s))" in res["msg"]
