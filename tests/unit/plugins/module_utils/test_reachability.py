@@ -1,0 +1,213 @@
+"""Pure logic of node_reachability: planning, packet parsing, matrix analysis and exact hints."""
+
+import socket
+import struct
+
+import pytest
+
+from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils._checks import reachability as r
+
+NODES = {"cp1": "10.0.1.11", "w1": "10.0.1.21", "w2": "10.0.1.22"}
+CPS = ["cp1"]
+
+SELF_REF_FIX = (
+    "add the self-referencing rule (inbound all traffic from the node security group itself): "
+    "aws ec2 authorize-security-group-ingress --group-id sg-1 --ip-permissions "
+    "'IpProtocol=-1,UserIdGroupPairs=[{GroupId=sg-1}]' ; or set ec2_network_sg_self_reference: true "
+    "for role ec2_network and re-run it")
+
+
+@pytest.mark.parametrize("src,dst,cps,typha,names,expected", [
+    ("w1", "w2", CPS, False, None, ["kubelet", "bgp", "vxlan", "ipip", "ephemeral"]),
+    ("w1", "cp1", CPS, False, None, ["kubelet", "apiserver", "bgp", "vxlan", "ipip", "ephemeral"]),
+    ("cp1", "cp2", ["cp1", "cp2"], False, None,
+     ["kubelet", "apiserver", "etcd-client", "etcd-peer", "bgp", "vxlan", "ipip", "ephemeral"]),
+    ("cp1", "w1", CPS, True, None, ["kubelet", "bgp", "typha", "vxlan", "ipip", "ephemeral"]),
+    ("w2", "w1", CPS, False, ["cp1", "w1", "w2"], ["kubelet", "bgp", "vxlan", "ephemeral"]),
+    ("w1", "w2", CPS, False, ["cp1", "w1", "w2"], ["kubelet", "bgp", "vxlan", "ipip", "ephemeral"]),
+])
+def test_plan_checks(src, dst, cps, typha, names, expected):
+    assert r.plan_checks(src, dst, cps, typha, names=names) == expected
+
+
+@pytest.mark.parametrize("n", [2, 3, 4, 5, 10, 11])
+def test_ipip_one_direction_per_pair_and_every_node_receives(n):
+    names = ["n%02d" % i for i in range(n)]
+    for a in names:
+        for b in names:
+            if a < b:
+                assert r.ipip_oriented(a, b, names) != r.ipip_oriented(b, a, names), (a, b)
+    receivers = set(b for a in names for b in names if a != b and r.ipip_oriented(a, b, names))
+    assert receivers == set(names) if n > 2 else len(receivers) == 1
+
+
+@pytest.mark.parametrize("nodes,expected", [
+    ({"a": "10.0.0.1"}, None),
+    ({}, "nodes: at least one node (name -> private IP) is required"),
+    ({"a": ""}, "nodes: 'a' has no valid private IPv4 address (got ''); set private_ip_address for it in the inventory"),
+    ({"a": "10.0.0"}, "nodes: 'a' has no valid private IPv4 address (got '10.0.0'); set private_ip_address for it in the inventory"),
+    ({"a": "x"}, "nodes: 'a' has no valid private IPv4 address (got 'x'); set private_ip_address for it in the inventory"),
+])
+def test_validate_nodes(nodes, expected):
+    assert r.validate_nodes(nodes) == expected
+
+
+def _ipv4(proto, src, dst, body):
+    hdr = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(body), 0, 0, 64, proto, 0,
+                      socket.inet_aton(src), socket.inet_aton(dst))
+    return bytearray(hdr + body)
+
+
+def _udp(dport, data):
+    return struct.pack("!HHHH", 40000, dport, 8 + len(data), 0) + data
+
+
+@pytest.mark.parametrize("packet,expected", [
+    (_ipv4(17, "10.0.1.21", "10.0.1.11", _udp(4789, r.payload("run1", "vxlan", "10.0.1.21"))), ("10.0.1.21", "vxlan")),
+    (_ipv4(4, "10.0.1.22", "10.0.1.11", r.payload("run1", "ipip", "10.0.1.22")), ("10.0.1.22", "ipip")),
+    (_ipv4(17, "10.0.1.21", "10.0.1.11", _udp(4789, r.payload("run2", "vxlan", "10.0.1.21"))), None),  # other run
+    (_ipv4(17, "10.0.1.21", "10.0.1.11", _udp(53, r.payload("run1", "vxlan", "10.0.1.21"))), None),  # other port
+    (_ipv4(4, "10.0.1.22", "10.0.1.11", r.payload("run1", "vxlan", "10.0.1.22")), None),  # check mismatch
+    (_ipv4(4, "10.0.1.22", "10.0.1.11", b"\x45\x00real inner packet"), None),  # real IPIP traffic
+    (_ipv4(6, "10.0.1.22", "10.0.1.11", b"x" * 40), None),
+    (bytearray(b"\x60" + b"\x00" * 40), None),  # IPv6
+    (bytearray(b"\x45\x00"), None),  # truncated
+])
+def test_parse_packet(packet, expected):
+    assert r.parse_packet(packet, "run1") == expected
+
+
+def _probe_report(src, blocked=(), dead=()):
+    """A probe() result for ``src`` where checks in ``blocked`` (and everything to/from ``dead``) timed out."""
+    results, sent = [], []
+    for dst in sorted(NODES):
+        if dst == src:
+            continue
+        for check in r.plan_checks(src, dst, CPS, names=list(NODES)):
+            bad = check in blocked or src in dead or dst in dead
+            if r.CHECKS[check][0] == "tcp":
+                results.append([dst, check, "blocked" if bad else "ok", "timeout after 2s (dropped silently)" if bad else "refused"])
+            else:
+                results.append([dst, check, "sent", "5 packet(s)"])
+                sent.append([dst, check, 5])
+    return {"node": src, "ip": NODES[src], "results": results, "sent": sent}
+
+
+def _listen_report(dst, blocked=(), dead=()):
+    received = []
+    for src in sorted(NODES):
+        if src == dst or src in dead or dst in dead:
+            continue
+        for check in ("vxlan", "ipip"):
+            if check not in blocked and check in r.plan_checks(src, dst, CPS, names=list(NODES)):
+                received.append([NODES[src], check, 5])
+    return {"received": received, "missing": False}
+
+
+def _run(blocked=(), dead=(), encap="IPIP", no_report=(), sg_id="sg-1"):
+    probes = dict((n, None if n in no_report else _probe_report(n, blocked, dead)) for n in NODES)
+    listens = dict((n, None if n in no_report else _listen_report(n, blocked, dead)) for n in NODES)
+    return r.analyse(NODES, CPS, probes, listens, calico_encapsulation=encap, sg_id=sg_id)
+
+
+def test_healthy_matrix_has_no_findings_and_a_summary():
+    findings, summary, matrix = _run()
+    assert findings == []
+    assert summary["text"] == ("3 nodes, 6 directed pairs, 29 probes, 29 passed: tcp/10250 6/6, tcp/6443 2/2, "
+                               "tcp/179 6/6, udp/4789 6/6, ip protocol 4 (IP-in-IP) 3/3, tcp/40123 (ephemeral) 6/6")
+    assert r.matrix_table(NODES, matrix)["w1"] == {"cp1": "ok", "w2": "ok"}
+
+
+def test_seed_like_matrix_exact_findings():
+    findings, summary, _m = _run(blocked=("kubelet", "ephemeral", "bgp", "ipip", "apiserver"))
+    by = dict(((f["id"], f["where"]), f) for f in findings)
+    core = by[("SG_NO_SELF_REF", "w1 (10.0.1.21) -> cp1 (10.0.1.11)")]
+    assert core["observed"] == "tcp/10250, tcp/6443, tcp/40123 (ephemeral) blocked from w1 to cp1"
+    assert core["why"] == (
+        "the node security group lets only allow-listed ports through between nodes (no self-referencing rule): "
+        "NodePort works but ClusterIP and DNS traffic crossing nodes times out; needed by: "
+        "tcp/10250: kubelet API (kubectl logs/exec, metrics-server), every Calico mode; "
+        "tcp/6443: kube-apiserver from every node, every Calico mode; "
+        "tcp/40123 (ephemeral): pod-to-pod, ClusterIP and DNS traffic on arbitrary ports, every Calico mode "
+        "(only a self-referencing rule allows it)")
+    assert core["remediation"] == SELF_REF_FIX
+    assert core["details"]["blocked"] == ["tcp/10250", "tcp/6443", "tcp/40123 (ephemeral)"]
+    encap = by[("ENCAP_BLOCKED", "cp1 (10.0.1.11) -> w1 (10.0.1.21)")]
+    assert encap["observed"] == "tcp/179, ip protocol 4 (IP-in-IP) blocked from cp1 to w1 (Calico encapsulation IPIP)"
+    assert encap["remediation"] == (
+        "allow tcp/179, ip protocol 4 (IP-in-IP) between the nodes: aws ec2 authorize-security-group-ingress "
+        "--group-id sg-1 --ip-permissions 'IpProtocol=tcp,FromPort=179,ToPort=179,UserIdGroupPairs=[{GroupId=sg-1}]' "
+        "'IpProtocol=4,UserIdGroupPairs=[{GroupId=sg-1}]' ; or add the self-referencing rule "
+        "(aws ec2 authorize-security-group-ingress --group-id sg-1 --ip-permissions "
+        "'IpProtocol=-1,UserIdGroupPairs=[{GroupId=sg-1}]') / set ec2_network_sg_self_reference: true for role "
+        "ec2_network; or switch the Calico IPPool to an encapsulation the security group allows")
+    # the reverse direction of an IP-in-IP pair is not probed (stateful SGs)
+    assert by[("ENCAP_BLOCKED", "w1 (10.0.1.21) -> cp1 (10.0.1.11)")]["details"]["checks"] == ["bgp"]
+    assert len([f for f in findings if f["id"] == "SG_NO_SELF_REF"]) == 6
+    assert summary["blocked"] == 6 * 3 + 3 + 2
+
+
+@pytest.mark.parametrize("encap,blocked,errors,warnings", [
+    ("IPIP", ("ipip",), ["ENCAP_BLOCKED"] * 3, []),
+    ("VXLAN", ("ipip",), [], ["ENCAP_BLOCKED"]),
+    ("VXLAN", ("vxlan",), ["ENCAP_BLOCKED"] * 6, []),
+    ("IPIP", ("vxlan", "bgp"), ["ENCAP_BLOCKED"] * 6, ["ENCAP_BLOCKED"]),
+    ("None", ("bgp",), ["ENCAP_BLOCKED"] * 6, []),
+    ("None", ("ephemeral",), ["SG_NO_SELF_REF"] * 6, []),
+])
+def test_mode_decides_error_or_warning(encap, blocked, errors, warnings):
+    findings, _s, _m = _run(blocked=blocked, encap=encap)
+    assert [f["id"] for f in findings if f["severity"] == "error"] == errors
+    assert [f["id"] for f in findings if f["severity"] == "warning"] == warnings
+
+
+def test_unneeded_encap_warning_text():
+    findings, _s, _m = _run(blocked=("ipip",), encap="VXLAN")
+    assert findings[0]["observed"] == ("ip protocol 4 (IP-in-IP) blocked on 3 node pair(s) (cp1->w1, w1->w2, w2->cp1); "
+                                       "not needed by Calico encapsulation VXLAN")
+
+
+def test_blackhole_node_is_one_finding():
+    findings, summary, matrix = _run(dead=("w2",))
+    assert [(f["id"], f["where"]) for f in findings] == [("NODE_UNREACHABLE", "w2")]
+    assert findings[0]["observed"] == "w2 (10.0.1.22) no peer reached it on any probe and it reached no peer"
+    assert r.matrix_table(NODES, matrix)["cp1"]["w1"] == "ok"
+
+
+def test_node_without_report():
+    findings, summary, matrix = _run(no_report=("w1",))
+    assert [(f["id"], f["observed"]) for f in findings] == [
+        ("NODE_UNREACHABLE", "w1 (10.0.1.21) did not report (Ansible could not run the probe there)")]
+    assert matrix[("w1", "cp1", "kubelet")] == ("unknown", "w1 did not report probe results")
+    assert matrix[("cp1", "w1", "vxlan")] == ("unknown", "w1's listener did not report")
+    assert summary["unknown"] > 0
+
+
+def test_without_sg_id_the_fix_names_a_placeholder():
+    findings, _s, _m = _run(blocked=("ephemeral",), sg_id=None)
+    assert "--group-id <node-sg-id>" in findings[0]["remediation"]
+
+
+def test_tcp_probes_on_loopback_refused_and_open():
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(4)
+    open_port = srv.getsockname()[1]
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    closed_port = closed.getsockname()[1]
+    closed.close()
+    try:
+        res = r._tcp_probes([("127.0.0.1", "lo", "a", open_port), ("127.0.0.1", "lo", "b", closed_port)], 1.0, 10)
+    finally:
+        srv.close()
+    got = dict((c, (s, d)) for _dst, c, s, d in res)
+    assert got["a"] == ("ok", "connected (port %d open)" % open_port)
+    assert got["b"] == ("ok", "refused (port %d reached, nothing listening)" % closed_port)
+
+
+def test_collect_without_listener_is_bounded(tmp_path):
+    res = r.collect(str(tmp_path), "run1", "n1", 0.2)
+    assert res["missing"] is True
+    assert res["error"] == "no listener result after 0.2s (listener not started or died)"
+    assert list(tmp_path.iterdir()) == []
