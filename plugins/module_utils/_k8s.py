@@ -8,6 +8,8 @@
 * ``K8s(client, timeout).call(fn, what, *args, **kw)``: one API call with a request timeout, every
   failure turned into ``K8sError`` carrying a one-line message (HTTP status and the API's ``Status``
   message, or the connection problem) instead of a traceback;
+* ``K8s.json/items/get_or_none``: answers as the API's JSON (``_preload_content=False``), so the
+  analysis sees exactly what the API served and no client-model validation gets in the way;
 * ``to_dict``: a client model object as the API JSON (camelCase), for plain-data analysis.
 
 Modules check ``HAS_KUBERNETES`` and call ``missing_required_lib("kubernetes")`` when it is False.
@@ -129,14 +131,66 @@ class K8s:
             status = getattr(exc, "status", None) if isinstance(exc, ApiException) else None
             raise K8sError(describe_error(exc, what), status)
 
+    def request(self, method, path, what, query=None, body=None):
+        """A raw REST call by path (``/api/v1/nodes``, ``/apis/discovery.k8s.io/v1/...``) answered as
+        the API's JSON. Needs no typed API class (whose import costs seconds) and no model validation."""
+        headers = {"Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        query = [(k, v) for k, v in (query or {}).items() if v is not None]
+        try:
+            if hasattr(self.client, "param_serialize"):  # kubernetes >= 33 (pydantic generator)
+                params = self.client.param_serialize(method=method, resource_path=path, query_params=query,
+                                                     header_params=headers, body=body, auth_settings=["BearerToken"])
+                resp = self.client.call_api(*params, _request_timeout=self.timeout)
+                resp.read()
+            else:  # older clients
+                resp = self.client.call_api(path, method, query_params=query, header_params=headers, body=body,
+                                            auth_settings=["BearerToken"], _preload_content=False,
+                                            _return_http_data_only=True, _request_timeout=self.timeout)
+        except Exception as exc:  # connection problems, timeouts, ApiException of old clients
+            status = getattr(exc, "status", None) if isinstance(exc, ApiException) else None
+            raise K8sError(describe_error(exc, what), status)
+        data = resp.data or b"{}"
+        if not 200 <= resp.status < 300:
+            raise K8sError(describe_error(ApiException(status=resp.status, reason=resp.reason or "",
+                                                       body=data.decode("utf-8", "replace")), what), resp.status)
+        try:
+            return json.loads(data)
+        except ValueError as exc:
+            raise K8sError("%s failed: the API answered with invalid JSON: %s" % (what, exc))
+
+    def list(self, path, what, **query):
+        """The items of a list call by path."""
+        return self.request("GET", path, what, query=query).get("items") or []
+
+    def read(self, path, what):
+        """One object by path, or None on 404."""
+        try:
+            return self.request("GET", path, what)
+        except K8sError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def json(self, fn, what, *args, **kwargs):
+        """A call whose answer is returned as the API's JSON (dict), without client model validation
+        (``_preload_content=False``): analyses see exactly what the API served."""
+        kwargs["_preload_content"] = False
+        resp = self.call(fn, what, *args, **kwargs)
+        try:
+            return json.loads(resp.data or b"{}")
+        except ValueError as exc:
+            raise K8sError("%s failed: the API answered with invalid JSON: %s" % (what, exc))
+
     def items(self, fn, what, *args, **kwargs):
         """A list call as plain API JSON items."""
-        return to_dict(self.client, self.call(fn, what, *args, **kwargs).items) or []
+        return self.json(fn, what, *args, **kwargs).get("items") or []
 
     def get_or_none(self, fn, what, *args, **kwargs):
         """A read call as API JSON, or None on 404."""
         try:
-            return to_dict(self.client, self.call(fn, what, *args, **kwargs))
+            return self.json(fn, what, *args, **kwargs)
         except K8sError as exc:
             if exc.status == 404:
                 return None

@@ -81,6 +81,10 @@ options:
         description: Name of the node the endpoint runs on.
         type: str
         default: ""
+      pod:
+        description: Name of the CoreDNS pod (informational).
+        type: str
+        default: ""
   node_name:
     description: (host) This node's Kubernetes node name (to tell same-node from cross-node endpoints).
     type: str
@@ -276,12 +280,6 @@ from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils._checks.findin
     errors,
     summary_message,
 )
-from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils._k8s import (
-    HAS_KUBERNETES,
-    K8s,
-    K8sError,
-    api_client,
-)
 
 try:
     import dns.exception
@@ -298,6 +296,10 @@ except ImportError:
     DNSPYTHON_IMPORT_ERROR = traceback.format_exc()
 
 CHECK = "dns_check"
+
+
+class _NoApiError(Exception):
+    """Stands in for K8sError in the host and analyze modes (they make no API calls)."""
 
 
 # -- host path -------------------------------------------------------------------------------
@@ -366,23 +368,23 @@ def run_host(module, plan):
 
 # -- cluster state ------------------------------------------------------------------------------
 def read_cluster(api, p):
-    core, disc, net = api.core(), api.discovery(), api.networking()
     ns = p["dns_namespace"]
-    objs = {
-        "dns_service": api.get_or_none(core.read_namespaced_service, "read service %s/%s" % (ns, p["dns_service"]),
-                                       p["dns_service"], ns),
-        "coredns_configmap": api.get_or_none(core.read_namespaced_config_map, "read configmap %s/%s"
-                                             % (ns, p["coredns_configmap"]), p["coredns_configmap"], ns),
-        "coredns_pods": api.items(core.list_namespaced_pod, "list CoreDNS pods", ns, label_selector="k8s-app=kube-dns"),
-        "dns_slices": api.items(disc.list_namespaced_endpoint_slice, "list kube-dns EndpointSlices", ns,
-                                label_selector="kubernetes.io/service-name=%s" % p["dns_service"]),
-        "nodes": api.items(core.list_node, "list nodes"),
-        "namespaces": api.items(core.list_namespace, "list namespaces"),
-        "pods": api.items(core.list_pod_for_all_namespaces, "list pods"),
-        "services": api.items(core.list_service_for_all_namespaces, "list services"),
-        "network_policies": api.items(net.list_network_policy_for_all_namespaces, "list NetworkPolicies"),
+    return {
+        "dns_service": api.read("/api/v1/namespaces/%s/services/%s" % (ns, p["dns_service"]),
+                                "read service %s/%s" % (ns, p["dns_service"])),
+        "coredns_configmap": api.read("/api/v1/namespaces/%s/configmaps/%s" % (ns, p["coredns_configmap"]),
+                                      "read configmap %s/%s" % (ns, p["coredns_configmap"])),
+        "coredns_pods": api.list("/api/v1/namespaces/%s/pods" % ns, "list CoreDNS pods",
+                                 labelSelector="k8s-app=kube-dns"),
+        "dns_slices": api.list("/apis/discovery.k8s.io/v1/namespaces/%s/endpointslices" % ns,
+                               "list kube-dns EndpointSlices",
+                               labelSelector="kubernetes.io/service-name=%s" % p["dns_service"]),
+        "nodes": api.list("/api/v1/nodes", "list nodes"),
+        "namespaces": api.list("/api/v1/namespaces", "list namespaces"),
+        "pods": api.list("/api/v1/pods", "list pods"),
+        "services": api.list("/api/v1/services", "list services"),
+        "network_policies": api.list("/apis/networking.k8s.io/v1/networkpolicies", "list NetworkPolicies"),
     }
-    return objs
 
 
 # -- pod path -------------------------------------------------------------------------------------
@@ -412,9 +414,10 @@ def _pod_outcome(pod):
 
 
 def run_pods(module, api, plan):
+    from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils._k8s import K8sError
+
     p = module.params
-    core = api.core()
-    nodes = p["probe_nodes"] or [n["metadata"]["name"] for n in api.items(core.list_node, "list nodes")]
+    nodes = p["probe_nodes"] or [n["metadata"]["name"] for n in api.list("/api/v1/nodes", "list nodes")]
     run_id = uuid.uuid4().hex[:8]
     ns = p["probe_namespace"]
     created, results, cleanup_errors = {}, {}, []
@@ -424,12 +427,13 @@ def run_pods(module, api, plan):
         for node in nodes:
             manifest = dnscheck.probe_pod_manifest(node, plan, p["probe_image"], ns, p["timeout"])
             manifest["metadata"]["labels"]["kubeadm-ec2/dns-probe-run"] = run_id
-            pod = api.call(core.create_namespaced_pod, "create probe pod on %s" % node, ns, manifest)
-            created[pod.metadata.name] = node
+            pod = api.request("POST", "/api/v1/namespaces/%s/pods" % ns, "create probe pod on %s" % node,
+                              body=manifest)
+            created[pod["metadata"]["name"]] = node
         pending = dict(created)
         while pending:
-            listed = api.items(core.list_namespaced_pod, "list probe pods", ns,
-                               label_selector="kubeadm-ec2/dns-probe-run=%s" % run_id)
+            listed = api.list("/api/v1/namespaces/%s/pods" % ns, "list probe pods",
+                              labelSelector="kubeadm-ec2/dns-probe-run=%s" % run_id)
             for pod in listed:
                 name = pod["metadata"]["name"]
                 if name not in pending:
@@ -453,8 +457,8 @@ def run_pods(module, api, plan):
     finally:
         for name in created:
             try:
-                api.call(core.delete_namespaced_pod, "delete probe pod %s/%s" % (ns, name), name, ns,
-                         grace_period_seconds=0)
+                api.request("DELETE", "/api/v1/namespaces/%s/pods/%s" % (ns, name),
+                            "delete probe pod %s/%s" % (ns, name), query={"gracePeriodSeconds": 0})
             except K8sError as exc:
                 if exc.status != 404:
                     cleanup_errors.append(str(exc))
@@ -502,7 +506,8 @@ def main():
             service_ip=dict(type="str", default=dnscheck.DEFAULT_SERVICE_IP),
             port=dict(type="int", default=53),
             endpoints=dict(type="list", elements="dict", default=[],
-                           options=dict(ip=dict(type="str", required=True), node=dict(type="str", default=""))),
+                           options=dict(ip=dict(type="str", required=True), node=dict(type="str", default=""),
+                                        pod=dict(type="str", default=""))),
             node_name=dict(type="str", default=""),
             node_ip=dict(type="str", default=""),
             resolv_conf=dict(type="path"),
@@ -530,8 +535,20 @@ def main():
     out = {"changed": False}
     if mode == "host" and not HAS_DNSPYTHON:
         module.fail_json(msg=missing_required_lib("dnspython"), exception=DNSPYTHON_IMPORT_ERROR)
-    if mode in ("cluster", "pods") and not HAS_KUBERNETES:
-        module.fail_json(msg=missing_required_lib("kubernetes"))
+    if mode in ("cluster", "pods"):
+        # imported here: the host mode runs on the nodes, which need neither kubernetes nor its import time
+        from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils._k8s import (
+            HAS_KUBERNETES,
+            K8s,
+            K8sError,
+            KUBERNETES_IMPORT_ERROR,
+            api_client,
+        )
+
+        if not HAS_KUBERNETES:
+            module.fail_json(msg=missing_required_lib("kubernetes"), exception=str(KUBERNETES_IMPORT_ERROR))
+    else:
+        K8sError = _NoApiError
 
     try:
         if mode == "host":

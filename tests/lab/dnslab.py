@@ -245,3 +245,136 @@ class DnsLab:
         objs.append({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "coredns", "namespace": "kube-system"},
                      "data": {"Corefile": corefile}})
         return objs
+
+
+# -- helpers shared by the DNS integration tests and the benchmark -------------------------------------
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def probe_plan(pod):
+    """[(name, kind)] a dns_check probe pod resolves (read back from its command)."""
+    script = pod["spec"]["containers"][0]["command"][-1]
+    return [tuple(line.split()[1:3]) for line in script.splitlines() if line.startswith("probe ")]
+
+
+def terminate_pod(pod, message, exit_code=0, reason="Completed"):
+    """Set a pod's status as kubelet would after its only container exited."""
+    pod["status"] = {
+        "phase": "Succeeded" if exit_code == 0 else "Failed",
+        "containerStatuses": [{"name": "probe", "image": pod["spec"]["containers"][0]["image"], "ready": False,
+                               "restartCount": 0, "state": {"terminated": {
+                                   "exitCode": exit_code, "reason": reason if exit_code == 0 else "Error",
+                                   "message": message}}}],
+    }
+
+
+def probe_message(results):
+    """A dns_check probe termination message from [(name, kind, status, answer)]."""
+    return "dnsprobe/1\n" + "".join("%s %s %s %s\n" % (n, k, s, a or "-") for n, k, s, a in results)
+
+
+class LabKubelet:
+    """An on_create hook for pods that runs a probe pod's lookups for real, from its node's namespace
+    (through the lab's service VIP), in a background thread, then terminates it with the message."""
+
+    def __init__(self, dnslab, timeout=2):
+        self.dnslab = dnslab
+        self.timeout = timeout
+        self.threads = []
+
+    def __call__(self, pod, cluster):
+        import threading
+
+        pod["status"] = {"phase": "Pending"}
+        thread = threading.Thread(target=self._run, args=(pod, cluster), daemon=True)
+        self.threads.append(thread)
+        thread.start()
+
+    def _run(self, pod, cluster):
+        ns = self.dnslab.lab.node(pod["spec"]["nodeName"])["ns"]
+        results = []
+        for name, kind in probe_plan(pod):
+            res = run(["dig", "+time=%d" % self.timeout, "+tries=1", "A", "@%s" % SERVICE_IP, name], ns=ns,
+                      check=False)
+            out = res.stdout
+            answer = ""
+            for line in out.splitlines():
+                parts = line.split()
+                if len(parts) >= 5 and not line.startswith(";") and parts[3] == "A":
+                    answer = parts[4]
+                    break
+            if "status: NXDOMAIN" in out:
+                status = "nxdomain"
+            elif answer:
+                status = "ok"
+            elif "timed out" in out or "no servers" in out:
+                status = "timeout"
+            else:
+                status = "error"
+            results.append((name, kind, status, answer))
+        with cluster.lock:
+            terminate_pod(pod, probe_message(results), 0 if all(r[2] == "ok" for r in results) else 1)
+
+    def join(self):
+        for t in self.threads:
+            t.join(timeout=30)
+
+
+def task_results(report, task_name):
+    """{host: result} of the task called ``task_name`` in an ansible.posix.json callback report
+    (the last run of it wins)."""
+    out = {}
+    for play in report.get("plays") or []:
+        for task in play.get("tasks") or []:
+            name = task.get("task", {}).get("name") or ""
+            if name == task_name or name.endswith(" : " + task_name):
+                out.update(task.get("hosts") or {})
+    return out
+
+
+def run_playbook(playbook, inventory, extra_vars=None, timeout=300, python=None,
+                 result_task="Analyse cluster DNS"):
+    """Run ansible-playbook from the repo root with the JSON callback; return (rc, the result of
+    ``result_task`` on its first host, wall seconds, output text, full JSON report)."""
+    import json
+    import subprocess
+    import sys
+    import tempfile
+
+    tmp = tempfile.mkdtemp(prefix="kdns-")
+    try:
+        if not isinstance(inventory, str):
+            inv = os.path.join(tmp, "inventory.json")
+            with open(inv, "w") as fh:
+                json.dump(inventory, fh)
+            inventory = inv
+        bindir = os.path.dirname(python or sys.executable)
+        env = dict(os.environ)
+        env.update({"ANSIBLE_CONFIG": os.path.join(ROOT, "ansible.cfg"), "ANSIBLE_FORKS": "20",
+                    "ANSIBLE_HOST_KEY_CHECKING": "False", "ANSIBLE_NOCOLOR": "1",
+                    "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
+                    "PATH": bindir + os.pathsep + env.get("PATH", "")})
+        start = time.time()
+        proc = subprocess.run([os.path.join(bindir, "ansible-playbook"), "-i", inventory,
+                               os.path.join(ROOT, "tests", "integration", "playbooks", playbook),
+                               "-e", json.dumps(extra_vars or {})],
+                              cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              timeout=timeout)
+        wall = time.time() - start
+        try:
+            report = json.loads(proc.stdout)
+        except ValueError:
+            report = {}
+        results = task_results(report, result_task) if result_task else {}
+        result = next(iter(results.values()), {})
+        text = proc.stdout[-20000:] + proc.stderr[-5000:]
+        return proc.returncode, result, wall, text, report
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def localhost_inventory(python=None):
+    import sys
+
+    return {"all": {"hosts": {"localhost": {"ansible_connection": "local",
+                                            "ansible_python_interpreter": python or sys.executable}}}}

@@ -747,6 +747,7 @@ def pod_findings(pod_results, namespace="default", timeout=None):
             continue
         results = res.get("results") or []
         cluster_ok = any(r["kind"] == "cluster" and r["status"] == "ok" for r in results)
+        failed = []
         for r in results:
             if r["status"] == "ok":
                 continue
@@ -756,14 +757,16 @@ def pod_findings(pod_results, namespace="default", timeout=None):
             elif r["kind"] == "external" and cluster_ok:
                 upstream.append(("pod on %s" % node, q))
             else:
-                out.append(finding(
-                    "DNS_SERVICE_UNREACHABLE",
-                    "%s: %s -> %s" % (where, r["name"], r["status"]),
-                    "pods on %s cannot resolve through the cluster DNS service (network policy, kube-proxy or an "
-                    "unreachable CoreDNS pod on another node)" % node,
-                    "compare with the host path of %s (DNS_POD_UNREACHABLE / NETPOL_BLOCKS_DNS findings); "
-                    "kubectl -n kube-system get endpointslices -l kubernetes.io/service-name=kube-dns" % node,
-                    where=node, name=r["name"]))
+                failed.append(r)
+        if failed:
+            out.append(finding(
+                "DNS_SERVICE_UNREACHABLE",
+                "%s: %s" % (where, ", ".join("%s -> %s" % (r["name"], r["status"]) for r in failed)),
+                "pods on %s cannot resolve through the cluster DNS service (network policy, kube-proxy or an "
+                "unreachable CoreDNS pod on another node)" % node,
+                "compare with the host path of %s (DNS_POD_UNREACHABLE / NETPOL_BLOCKS_DNS findings); "
+                "kubectl -n kube-system get endpointslices -l kubernetes.io/service-name=kube-dns" % node,
+                where=node, names=[r["name"] for r in failed]))
     if upstream:
         out.append(_upstream_finding(sorted({s for s, _ in upstream}), upstream[0][1], [],
                                      "%.1fs" % timeout if timeout else "the timeout"))
