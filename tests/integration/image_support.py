@@ -10,8 +10,15 @@ PLAYBOOKS = os.path.join(ROOT, "tests", "integration", "playbooks")
 BIN = os.path.dirname(sys.executable)
 
 
+def run_cases(cases, tmp_path, timeout=180):
+    """Run playbooks/image_arch_check.yml over cases (dicts of module options, optional check_mode).
+
+    Returns (rc, output, [registered result per case])."""
+    return run_playbook("image_arch_check.yml", {"image_check_cases": cases}, tmp_path, timeout=timeout)
+
+
 def run_playbook(name, extra_vars, tmp_path, inventory="localhost,", check=False, timeout=120):
-    """ansible-playbook with the repo's ansible.cfg; returns (rc, output, result dict or None)."""
+    """ansible-playbook with the repo's ansible.cfg; returns (rc, output, written result or None)."""
     out = os.path.join(str(tmp_path), "result-%s.json" % os.urandom(4).hex())
     extra = dict(extra_vars, image_check_out=out, ansible_python_interpreter=sys.executable)
     varfile = os.path.join(str(tmp_path), "vars-%s.json" % os.urandom(4).hex())

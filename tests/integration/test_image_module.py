@@ -9,7 +9,7 @@ import os
 import pytest
 
 from tests.fakes.k8s_api import FakeKubeAPI
-from tests.integration.image_support import deployment, failing_pod, node, pull_event, run_playbook
+from tests.integration.image_support import deployment, failing_pod, node, pull_event, run_cases, run_playbook
 from tests.integration.registry_harness import Registry
 
 MANIFEST = """\
@@ -55,16 +55,15 @@ def seed(tmp_path):
         yield reg
 
 
-def _vars(reg, **kw):
-    out = {"image_check_insecure_registries": [reg.host]}
-    out.update(("image_check_" + k, v) for k, v in kw.items())
-    return out
+def _case(reg, **kw):
+    return dict(kw, insecure_registries=[reg.host])
 
 
 def test_seed_arm64_only_fails_then_multi_arch_index_passes(seed, tmp_path):
     ref = seed.host + "/marketplace:v1"
-    extra = _vars(seed, manifests=[seed.manifest_dir], node_arches=["x86_64"])
-    rc, out, res = run_playbook("image_arch_check.yml", extra, tmp_path)
+    case = _case(seed, manifests=[seed.manifest_dir], node_arches=["x86_64"])
+    rc, out, (res, res_check, res_report) = run_cases(
+        [case, dict(case, check_mode=True), dict(case, fail_on_findings=False)], tmp_path)
     assert rc != 0, out
     assert res["failed"] is True
     assert [f["id"] for f in res["findings"]] == ["IMAGE_ARCH_MISMATCH"]
@@ -76,13 +75,12 @@ def test_seed_arm64_only_fails_then_multi_arch_index_passes(seed, tmp_path):
     assert res["workloads"] == ["Deployment/shop/marketplace", "CronJob/shop/report"]
     assert "image_arch_check: 1 problem(s) found" in res["msg"]
     assert "fix: docker buildx build --platform linux/amd64,linux/arm64 -t %s --push DIR" % ref in out
-
-    # check mode runs the same read-only check
-    rc_check, _out, res_check = run_playbook("image_arch_check.yml", extra, tmp_path, check=True)
-    assert rc_check != 0 and res_check["findings"] == res["findings"]
+    # check mode runs the same read-only check; fail_on_findings=false only reports
+    assert res_check["failed"] is True and res_check["findings"] == res["findings"]
+    assert res_report.get("failed") is False and res_report["findings"] == res["findings"]
 
     seed.push_index("marketplace", "v1", ["amd64", "arm64"])
-    rc, out, res = run_playbook("image_arch_check.yml", extra, tmp_path)
+    rc, out, (res,) = run_cases([case], tmp_path)
     assert rc == 0, out
     assert res["findings"] == [] and res["changed"] is False
     assert res["msg"] == "image_arch_check: 2 image(s) offer a platform for every node architecture"
@@ -95,17 +93,19 @@ def test_private_registry_credentials_are_used_and_never_logged(tmp_path):
     with Registry(auth="htpasswd", users={"ci-bot": secret}) as reg:
         reg.push_index("shop/marketplace", "v2", ["amd64", "arm64"])
         images = [reg.host + "/shop/marketplace:v2"]
-        rc, out, res = run_playbook("image_arch_check.yml", _vars(reg, images=images, node_arches=["amd64"]),
-                                    tmp_path)
-        assert rc != 0
-        assert [(f["id"], f["details"]["status"]) for f in res["findings"]] == [("IMAGE_UNREACHABLE", 401)]
-
         creds = [{"registry": reg.host, "username": "ci-bot", "password": secret}]
-        rc, out, res = run_playbook("image_arch_check.yml", _vars(
-            reg, images=images, node_arches=["amd64"], registry_credentials=creds), tmp_path)
-        assert rc == 0, out
-        assert secret not in out and secret not in repr(res)
-        assert res["findings"] == []
+        rc, out, (without, with_creds) = run_cases([
+            _case(reg, images=images, node_arches=["amd64"]),
+            _case(reg, images=images, node_arches=["amd64"], registry_credentials=creds)], tmp_path)
+        assert rc != 0
+        assert [(f["id"], f["details"]["status"]) for f in without["findings"]] == [("IMAGE_UNREACHABLE", 401)]
+        assert with_creds.get("failed") is False and with_creds["findings"] == []
+        assert secret not in out
+        # only the secret is redacted; "item" is this test playbook's own loop variable, not module output
+        module_output = {k: v for k, v in with_creds.items() if k != "item"}
+        assert secret not in repr(module_output)
+        assert module_output["invocation"]["module_args"]["registry_credentials"] == [
+            {"registry": reg.host, "username": "ci-bot", "password": "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"}]
 
 
 def _cluster(reg):
@@ -127,8 +127,10 @@ def test_cluster_nodes_workloads_and_pull_events(seed, tmp_path):
     api = _cluster(seed)
     try:
         kubeconfig = api.write_kubeconfig(str(tmp_path / "kubeconfig"))
-        extra = _vars(seed, kubeconfig=kubeconfig)
-        rc, out, res = run_playbook("image_arch_check.yml", extra, tmp_path)
+        case = _case(seed, kubeconfig=kubeconfig)
+        # namespace filter: nothing in "other" uses the image, the nodes still come from the cluster
+        other = dict(case, namespaces=["other"], images=[seed.host + "/tools:v1"])
+        rc, out, (res, res_other) = run_cases([case, other], tmp_path)
         assert rc != 0, out
         assert res["node_arches"] == ["amd64", "arm64"]
         assert res["workloads"] == ["Deployment/shop/marketplace", "Deployment/shop/marketplace-arm"]
@@ -142,15 +144,10 @@ def test_cluster_nodes_workloads_and_pull_events(seed, tmp_path):
             "arm64 nodes with nodeSelector kubernetes.io/arch: arm64" % ref)
         assert len(f["details"]["pull_errors"]) == 2  # the pod status and its event
         assert ("GET", "/api/v1/events") in api.cluster.requests
-
-        # namespace filter: nothing in "other" uses the image, the nodes still come from the cluster
-        rc, out, res = run_playbook("image_arch_check.yml", dict(extra, image_check_namespaces=["other"],
-                                                                 image_check_images=["%s/tools:v1" % seed.host]),
-                                    tmp_path)
-        assert rc == 0, out
+        assert res_other.get("failed") is False and res_other["node_arches"] == ["amd64", "arm64"]
 
         seed.push_index("marketplace", "v1", ["amd64", "arm64"])
-        rc, out, res = run_playbook("image_arch_check.yml", extra, tmp_path)
+        rc, out, (res,) = run_cases([case], tmp_path)
         assert rc == 0, out
         assert [(f["id"], f["severity"]) for f in res["findings"]] == [("IMAGE_ARCH_MISMATCH", "warning")]
         assert res["findings"][0]["remediation"] == "delete the pods so they pull again (kubectl delete pod ...)"
@@ -159,26 +156,20 @@ def test_cluster_nodes_workloads_and_pull_events(seed, tmp_path):
         api.stop()
 
 
-def test_unreachable_cluster_is_a_clean_failure(tmp_path):
+def test_input_errors_and_unreachable_cluster_are_clean_failures(tmp_path):
     api = FakeKubeAPI().start()
     kubeconfig = api.write_kubeconfig(str(tmp_path / "kubeconfig"))
     api.stop()
-    rc, out, res = run_playbook("image_arch_check.yml", {"image_check_kubeconfig": kubeconfig,
-                                                         "image_check_timeout": 2}, tmp_path)
+    rc, out, (dead, no_arch, bad_arch) = run_cases([
+        {"kubeconfig": kubeconfig, "timeout": 2},
+        {"images": ["nginx"]},
+        {"images": ["nginx"], "node_arches": ["sparc"]}], tmp_path)
     assert rc != 0
-    assert res["msg"].startswith("image_arch_check: reading the cluster through %s failed: " % kubeconfig)
+    assert dead["msg"].startswith("image_arch_check: reading the cluster through %s failed: " % kubeconfig)
     assert "Traceback" not in out
-
-
-def test_input_errors_are_reported(tmp_path):
-    rc, out, res = run_playbook("image_arch_check.yml", {"image_check_images": ["nginx"]}, tmp_path)
-    assert rc != 0
-    assert res["msg"] == ("image_arch_check: no node architectures: give node_arches or nodes, or a kubeconfig "
-                          "with cluster_reads including nodes")
-    rc, out, res = run_playbook("image_arch_check.yml", {"image_check_images": ["nginx"],
-                                                         "image_check_node_arches": ["sparc"]}, tmp_path)
-    assert rc != 0
-    assert res["msg"].startswith("image_arch_check: unknown architecture 'sparc'")
+    assert no_arch["msg"] == ("image_arch_check: no node architectures: give node_arches or nodes, or a "
+                              "kubeconfig with cluster_reads including nodes")
+    assert bad_arch["msg"].startswith("image_arch_check: unknown architecture 'sparc'")
 
 
 INVENTORY = """\
@@ -202,9 +193,6 @@ def test_role_uses_node_facts_and_fails_on_findings(seed, tmp_path):
         assert rc != 0, out
         assert "no platform for node architecture(s) amd64 (cp-1, worker-1)" in out
         assert "docker buildx build --platform linux/amd64,linux/arm64 -t %s/marketplace:v1" % seed.host in out
-    rc, out, _res = run_playbook("validate_images_role.yml", dict(extra, validate_images_fail_on_findings=False),
-                                 tmp_path, inventory=str(inv))
-    assert rc == 0, out
     seed.push_index("marketplace", "v1", ["amd64", "arm64"])
     rc, out, _res = run_playbook("validate_images_role.yml", extra, tmp_path, inventory=str(inv))
     assert rc == 0, out
