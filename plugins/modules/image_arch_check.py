@@ -249,6 +249,7 @@ workloads:
 """
 
 import os
+import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
@@ -394,7 +395,10 @@ def main():
         ),
         supports_check_mode=True,
     )
-    run(module)
+    try:
+        run(module)
+    except Exception as exc:  # pylint: disable=broad-except
+        module.fail_json(msg="%s: unexpected error: %s" % (CHECK, exc), exception=traceback.format_exc())
 
 
 if __name__ == "__main__":

@@ -190,3 +190,27 @@ def test_token_auth_private_repo_needs_credentials(token):
     bad = _check(_client(token, credentials={token.host: ("alice", "nope")}), [ref])[0]
     assert bad[0]["details"]["status"] == 401
     assert "invalid username or password" in bad[0]["observed"]
+
+
+def test_garbage_answer_is_a_finding_not_a_traceback():
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(4)
+    host = "127.0.0.1:%d" % srv.getsockname()[1]
+
+    def serve():
+        try:
+            conn, _addr = srv.accept()
+            conn.recv(4096)
+            conn.sendall(b"SSH-2.0-OpenSSH_9.2\r\n")
+            conn.close()
+        except OSError:
+            pass
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        findings, report = _check(RegistryClient(insecure_registries=[host], timeout=2), [host + "/app:v1"])
+    finally:
+        srv.close()
+    assert (findings[0]["id"], findings[0]["details"]["status"]) == ("IMAGE_UNREACHABLE", None)
+    assert report[0]["platforms"] == [] and report[0]["error"]

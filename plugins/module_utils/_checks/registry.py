@@ -26,6 +26,7 @@ __metaclass__ = type
 
 import base64
 import hashlib
+import http.client
 import json
 import os
 import re
@@ -225,7 +226,7 @@ class RegistryClient:
             raise
         except HTTPError as exc:
             raise RegistryError(exc.code, _body_text(exc))
-        except (URLError, socket.timeout, OSError, ValueError) as exc:
+        except (URLError, socket.timeout, OSError, ValueError, http.client.HTTPException) as exc:
             reason = getattr(exc, "reason", exc)
             raise RegistryError(None, "%s: %s" % (url.split("/v2/")[0], reason))
         raise RegistryError(None, "unreachable")  # pragma: no cover
@@ -296,6 +297,9 @@ class RegistryClient:
         except RegistryError as exc:
             return {"platforms": None, "status": exc.status, "error": exc.message, "digest": None,
                     "media_type": None}
+        except Exception as exc:  # pylint: disable=broad-except  # a finding, never a traceback
+            return {"platforms": None, "status": None, "error": "%s: %s" % (type(exc).__name__, exc),
+                    "digest": None, "media_type": None}
         return {"platforms": platforms, "status": 200, "error": None, "digest": digest, "media_type": media_type}
 
     def resolve_many(self, refs):
