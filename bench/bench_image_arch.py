@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Benchmark: image_arch_check's engine vs a loop of `skopeo inspect --raw` over the same 100 references.
 
 A local docker-registry (tests/integration/registry_harness.py) gets 25 distinct images: arm64-only
@@ -54,7 +53,7 @@ def main():
                 reg.push_manifest_list(repo, tag, ["amd64", "arm64"])
             distinct.append("%s/%s:%s" % (reg.host, repo, tag))
         rng = random.Random(42)
-        refs = distinct + [rng.choice(distinct) for _ in range(N_REFS - N_DISTINCT)]
+        refs = distinct + [rng.choice(distinct) for _i in range(N_REFS - N_DISTINCT)]
         rng.shuffle(refs)
 
         # engine (cold client)

@@ -25,7 +25,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
 
-
 def _status(code, reason, message, name=None, kind=None):
     body = {
         "kind": "Status",

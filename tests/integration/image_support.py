@@ -31,7 +31,7 @@ def run_playbook(name, extra_vars, tmp_path, inventory="localhost,", check=False
            os.path.join(PLAYBOOKS, name)]
     if check:
         cmd.append("--check")
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False)
     result = None
     if os.path.exists(out):
         with open(out) as fh:

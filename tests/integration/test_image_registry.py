@@ -49,14 +49,14 @@ def test_platforms_of_each_manifest_shape(plain, repo, platforms, media_type):
 
 def test_arm64_only_fails_on_amd64_and_multi_arch_passes(plain):
     client = _client(plain)
-    findings, _ = _check(client, [plain.host + "/marketplace:v1"])
+    findings, _report = _check(client, [plain.host + "/marketplace:v1"])
     assert [f["id"] for f in findings] == ["IMAGE_ARCH_MISMATCH"]
     assert findings[0]["remediation"] == BUILDX % (plain.host + "/marketplace:v1")
     assert findings[0]["details"]["missing_arches"] == ["amd64"]
     for ok in ("multi:v1", "dlist:v1"):
         assert _check(client, [plain.host + "/" + ok], ["amd64", "arm64"])[0] == []
     # arm/v7 only: neither EC2 architecture can run it
-    findings, _ = _check(client, [plain.host + "/armv7:v1"], ["amd64", "arm64"])
+    findings, _report = _check(client, [plain.host + "/armv7:v1"], ["amd64", "arm64"])
     assert findings[0]["details"]["missing_arches"] == ["amd64", "arm64"]
     assert findings[0]["remediation"] == (
         "docker buildx build --platform linux/amd64,linux/arm,linux/arm64 -t %s/armv7:v1 --push DIR" % plain.host)
@@ -68,7 +68,7 @@ def test_digest_reference_resolves_the_index(plain):
 
 
 def test_missing_tag_and_repository_are_unreachable_404(plain):
-    findings, _ = _check(_client(plain), [plain.host + "/marketplace:nope", plain.host + "/ghost:v1"])
+    findings, _report = _check(_client(plain), [plain.host + "/marketplace:nope", plain.host + "/ghost:v1"])
     assert [(f["id"], f["details"]["status"]) for f in findings] == [("IMAGE_UNREACHABLE", 404)] * 2
     assert findings[0]["observed"] == (
         "registry %s answered HTTP 404 for %s/ghost:v1 (MANIFEST_UNKNOWN: manifest unknown)"
@@ -80,7 +80,7 @@ def test_seed_scenario_fix_by_pushing_an_index_under_the_same_tag():
         ref = reg.host + "/marketplace:v1"
         reg.push_image("marketplace", "v1", arch="arm64")
         client = _client(reg)
-        findings, _ = _check(client, [ref])
+        findings, _report = _check(client, [ref])
         assert errors(findings) and findings[0]["remediation"] == BUILDX % ref
         reg.push_index("marketplace", "v1", ["amd64", "arm64"])
         assert _check(_client(reg), [ref])[0] == []
@@ -99,7 +99,7 @@ def test_duplicates_are_fetched_once_and_concurrently(plain):
 
 def test_http_registry_not_listed_as_insecure_is_unreachable(plain):
     client = RegistryClient(timeout=2)
-    findings, _ = _check(client, [plain.host + "/multi:v1"])
+    findings, _report = _check(client, [plain.host + "/multi:v1"])
     assert findings[0]["id"] == "IMAGE_UNREACHABLE"
     assert findings[0]["details"]["status"] is None
     assert findings[0]["observed"].startswith("registry %s could not be reached for %s/multi:v1 (https://%s:"
@@ -115,11 +115,11 @@ def test_closed_port_and_hanging_registry_fail_fast():
     hang.listen(8)
     hanging = "127.0.0.1:%d" % hang.getsockname()[1]
     conns = []
-    threading.Thread(target=lambda: [conns.append(hang.accept()) for _ in range(4)], daemon=True).start()
+    threading.Thread(target=lambda: [conns.append(hang.accept()) for _i in range(4)], daemon=True).start()
     try:
         client = RegistryClient(insecure_registries=[closed, hanging], timeout=0.5)
         started = time.time()
-        findings, _ = _check(client, [closed + "/app:v1", hanging + "/app:v1"])
+        findings, _report = _check(client, [closed + "/app:v1", hanging + "/app:v1"])
         took = time.time() - started
     finally:
         hang.close()
@@ -144,7 +144,7 @@ def basic(tmp_path_factory):
 
 
 def test_basic_auth_without_credentials_is_401(basic):
-    findings, _ = _check(_client(basic), [basic.host + "/shop/marketplace:v2"])
+    findings, _report = _check(_client(basic), [basic.host + "/shop/marketplace:v2"])
     f = findings[0]
     assert (f["id"], f["details"]["status"]) == ("IMAGE_UNREACHABLE", 401)
     assert f["remediation"].startswith("create a pull secret (kubectl create secret docker-registry regcred "
@@ -180,7 +180,7 @@ def test_token_auth_anonymous_public_pull(token):
 
 def test_token_auth_private_repo_needs_credentials(token):
     ref = token.host + "/private/billing:v1"
-    findings, _ = _check(_client(token), [ref])
+    findings, _report = _check(_client(token), [ref])
     assert (findings[0]["id"], findings[0]["details"]["status"]) == ("IMAGE_UNREACHABLE", 401)
     assert findings[0]["observed"] == ("registry %s answered HTTP 401 for %s (UNAUTHORIZED: authentication "
                                        "required)" % (token.host, ref))
