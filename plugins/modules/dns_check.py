@@ -19,7 +19,7 @@ description:
     the kube-dns Service and EndpointSlices, the coredns ConfigMap, NetworkPolicies, Services, pods and
     nodes. It returns the DNS endpoints (IP and node) for the host path and the findings the API alone
     supports (DNS_NO_ENDPOINTS, COREDNS_NOT_READY, NETPOL_BLOCKS_DNS, SVC_NO_ENDPOINTS).
-  - C(mode=host) runs on each node with C(dnspython): it queries the DNS service IP for
+  - C(mode=host) runs on each node with C(dnspython) and queries the DNS service IP for
     C(kubernetes.default.svc.<domain>), the given service names and an external name, then queries each
     CoreDNS endpoint IP directly, all in parallel with a per-query timeout. It also reports the
     nameservers of the resolv.conf kubelet hands to pods.
@@ -31,7 +31,7 @@ description:
     fails with every finding (what, where, why, fix) or passes with a short per-node summary.
   - Without I(fail_on_findings) the C(host), C(cluster) and C(pods) modes only report.
 author:
-  - kubeadm_ec2 maintainers
+  - kubeadm_ec2 maintainers (@kubeadm-ec2)
 options:
   mode:
     description: Which part of the check to run (see the description).
@@ -404,9 +404,9 @@ def _pod_outcome(pod):
         try:
             return "finished", phase, dnscheck.parse_probe_message(message)
         except ValueError:
-            return "failed", "%s (%s, exit %s): %s" % (phase, term.get("reason") or "terminated",
-                                                      term.get("exitCode"), message.strip()[:300] or
-                                                      "no termination message"), []
+            detail = "%s (%s, exit %s): %s" % (phase, term.get("reason") or "terminated", term.get("exitCode"),
+                                               message.strip()[:300] or "no termination message")
+            return "failed", detail, []
     waiting = (state.get("waiting") or {}).get("reason")
     if waiting in FATAL_WAITING:
         return "failed", "%s: %s" % (waiting, (state.get("waiting") or {}).get("message") or ""), []

@@ -2,10 +2,7 @@
 API fake (tests/fakes/k8s_api.py): CoreDNS state, kube-dns endpoints, NetworkPolicies, Services and the
 probe pods' termination messages. Each check is proven both ways (broken -> finding, healthy -> pass)."""
 
-import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 
@@ -32,9 +29,9 @@ def coredns_pod(i, node, ready=True):
           "restartCount": 0 if ready else 6, "state": {"running": {"startedAt": "2026-01-01T00:00:00Z"}}}
     if not ready:
         cs["state"] = {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 5m0s restarting failed container"}}
-        cs["lastState"] = {"terminated": {"exitCode": 1, "reason": "Error", "message":
-                           '[FATAL] plugin/loop: Loop (127.0.0.1:41279 -> :53) detected for zone ".", see '
-                           'https://coredns.io/plugins/loop#troubleshooting'}}
+        loop_msg = ('[FATAL] plugin/loop: Loop (127.0.0.1:41279 -> :53) detected for zone ".", see '
+                    'https://coredns.io/plugins/loop#troubleshooting')
+        cs["lastState"] = {"terminated": {"exitCode": 1, "reason": "Error", "message": loop_msg}}
     return {"apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": "coredns-7db6d8ff4d-%d" % i, "namespace": "kube-system",
                          "labels": {"k8s-app": "kube-dns", "pod-template-hash": "7db6d8ff4d"}},
@@ -179,7 +176,7 @@ def test_seeded_cluster_breakages_all_reported(api):
 def test_healthy_cluster_passes_with_probe_pods(api):
     api.cluster.add_all(cluster_objects(broken=False))
     api.cluster.on_create["pods"] = kubelet_by_node({})
-    rc, res, wall, out, _ = play(api, validate_dns_names=["api.shop"])
+    rc, res, wall, out, _report = play(api, validate_dns_names=["api.shop"])
     assert rc == 0, out
     assert res["findings"] == [], out
     assert res["summary"] == ["node1: probe pod finished (3 names)", "node2: probe pod finished (3 names)",
@@ -197,7 +194,7 @@ def test_probe_pod_outcomes_and_cleanup(api):
         {"node1": "ok", "node2": "nxdomain", "node3": "upstream", "node4": "pending", "node5": "garbage",
          "node6": "timeout"})
     start = time.time()
-    rc, res, wall, out, _ = play(api, validate_dns_names=["missing.shop"], validate_dns_probe_timeout=4)
+    rc, res, wall, out, _report = play(api, validate_dns_names=["missing.shop"], validate_dns_probe_timeout=4)
     assert rc != 0, out
     f = by_id(res["findings"])
     assert f["DNS_NAME_NOT_FOUND"][0]["observed"] == (
@@ -232,8 +229,9 @@ def test_bad_input_and_unreachable_api_give_clear_messages():
          "dns_check (cluster mode): read service kube-system/kube-dns failed: cannot reach the Kubernetes API"),
         ({"mode": "cluster", "kubeconfig": os.path.join(tmp, "missing")}, "cannot load kubeconfig"),
     ]
-    rc, res, _wall, out, _ = run_playbook("dns_bad_input.yml", localhost_inventory(),
-                                          {"dns_bad_cases": [c for c, _ in cases]}, result_task="Run one bad case")
+    rc, res, _wall, out, _report = run_playbook("dns_bad_input.yml", localhost_inventory(),
+                                                {"dns_bad_cases": [c[0] for c in cases]},
+                                                result_task="Run one bad case")
     assert rc == 0, out
     msgs = [r.get("msg", "") for r in res["results"]]
     assert len(msgs) == len(cases)

@@ -274,8 +274,11 @@ def probe_message(results):
 
 
 class LabKubelet:
-    """An on_create hook for pods that runs a probe pod's lookups for real, from its node's namespace
-    (through the lab's service VIP), in a background thread, then terminates it with the message."""
+    """An on_create hook for pods that runs a dns_check probe pod's own command for real, in a background
+    thread, from its node's namespace with a pod's view of DNS (/etc/resolv.conf -> the service VIP,
+    bind-mounted in the private mount namespace of ``ip netns exec``), then terminates the pod with what
+    the command wrote to its termination-log (a temp file here). The lookups use the machine's
+    nslookup (bind9-dnsutils) and coreutils timeout instead of busybox's."""
 
     def __init__(self, dnslab, timeout=2):
         self.dnslab = dnslab
@@ -291,33 +294,37 @@ class LabKubelet:
         thread.start()
 
     def _run(self, pod, cluster):
+        import subprocess
+        import tempfile
+
         ns = self.dnslab.lab.node(pod["spec"]["nodeName"])["ns"]
-        results = []
-        for name, kind in probe_plan(pod):
-            res = run(["dig", "+time=%d" % self.timeout, "+tries=1", "A", "@%s" % SERVICE_IP, name], ns=ns,
-                      check=False)
-            out = res.stdout
-            answer = ""
-            for line in out.splitlines():
-                parts = line.split()
-                if len(parts) >= 5 and not line.startswith(";") and parts[3] == "A":
-                    answer = parts[4]
-                    break
-            if "status: NXDOMAIN" in out:
-                status = "nxdomain"
-            elif answer:
-                status = "ok"
-            elif "timed out" in out or "no servers" in out:
-                status = "timeout"
-            else:
-                status = "error"
-            results.append((name, kind, status, answer))
-        with cluster.lock:
-            terminate_pod(pod, probe_message(results), 0 if all(r[2] == "ok" for r in results) else 1)
+        tmp = tempfile.mkdtemp(prefix="%s-kubelet-" % self.dnslab.prefix)
+        try:
+            resolv = os.path.join(tmp, "resolv.conf")
+            with open(resolv, "w") as fh:
+                fh.write("search default.svc.%s svc.%s %s\nnameserver %s\noptions ndots:5\n"
+                         % (self.dnslab.domain, self.dnslab.domain, self.dnslab.domain, SERVICE_IP))
+            log = os.path.join(tmp, "termination-log")
+            script = pod["spec"]["containers"][0]["command"][-1].replace(
+                "m=/dev/termination-log", "m=%s" % log)
+            proc = subprocess.run(["ip", "netns", "exec", ns, "sh", "-c",
+                                   'mount --bind "$1" /etc/resolv.conf && exec sh -c "$2"', "sh", resolv, script],
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120,
+                                  check=False)
+            message = ""
+            if os.path.exists(log):
+                with open(log) as fh:
+                    message = fh.read()
+            if not message:  # FallbackToLogsOnError
+                message = proc.stdout[-2048:]
+            with cluster.lock:
+                terminate_pod(pod, message, proc.returncode)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
     def join(self):
         for t in self.threads:
-            t.join(timeout=30)
+            t.join(timeout=60)
 
 
 def task_results(report, task_name):
@@ -359,7 +366,7 @@ def run_playbook(playbook, inventory, extra_vars=None, timeout=300, python=None,
                                os.path.join(ROOT, "tests", "integration", "playbooks", playbook),
                                "-e", json.dumps(extra_vars or {})],
                               cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              timeout=timeout)
+                              timeout=timeout, check=False)
         wall = time.time() - start
         try:
             report = json.loads(proc.stdout)

@@ -630,7 +630,7 @@ def host_findings(node_results, state=None, timeout=None):
             "Service clusterIP" % (node, qs[0]["server"]), where=node))
     if upstream:
         fw = [t for f in corefile_forwards(state.get("corefile")) if f["from"] == "." for t in f["to"]]
-        out.append(_upstream_finding(sorted({s for s, _ in upstream}), upstream[0][1], fw, t))
+        out.append(_upstream_finding(sorted({src for src, _q in upstream}), upstream[0][1], fw, t))
     for src, q in missing:
         out.append(_missing_finding(src, q))
     return out
@@ -665,18 +665,22 @@ def _missing_finding(src, q):
 # -- pod path ------------------------------------------------------------------------------------
 def probe_script(plan, timeout=2):
     """A POSIX sh script (busybox) that resolves each name and writes one line per name to
-    /dev/termination-log: ``<name> <kind> <status> <answer>``; exits 1 if any failed."""
+    /dev/termination-log: ``<name> <kind> <status> <answer>``; exits 1 if any failed.
+
+    Each lookup is bounded by busybox ``timeout`` (exit 143/124 -> "timeout"), so the pod finishes in
+    about len(plan) * max(2, 2 * timeout) seconds whatever nslookup's own retry policy is."""
+    bound = max(2, int(round(2 * float(timeout))))
     lines = [
-        "set -u",
         "m=/dev/termination-log",
         "echo %s > $m" % PROBE_FORMAT,
         "rc=0",
         "probe() {",
-        "  out=$(nslookup -timeout=%d -retry=1 \"$1\" 2>&1); r=$?" % int(max(1, timeout)),
+        "  out=$(timeout %d nslookup \"$1\" 2>&1); r=$?" % bound,
         "  a=$(echo \"$out\" | sed -n '/^Name:/,$ s/^Address[^:]*: *//p' | head -n 1)",
         "  if [ $r -eq 0 ] && [ -n \"$a\" ]; then s=ok",
-        "  elif echo \"$out\" | grep -qi 'NXDOMAIN\\|find'; then s=nxdomain",
-        "  elif echo \"$out\" | grep -qi 'timed out\\|no servers\\|timeout'; then s=timeout",
+        "  elif [ $r -eq 143 ] || [ $r -eq 124 ]; then s=timeout",
+        "  elif echo \"$out\" | grep -qiE 'NXDOMAIN|find'; then s=nxdomain",
+        "  elif echo \"$out\" | grep -qiE 'timed out|no servers|timeout'; then s=timeout",
         "  else s=error; fi",
         "  [ $s = ok ] || rc=1",
         "  echo \"$1 $2 $s ${a:--}\" >> $m",
@@ -768,7 +772,7 @@ def pod_findings(pod_results, namespace="default", timeout=None):
                 "kubectl -n kube-system get endpointslices -l kubernetes.io/service-name=kube-dns" % node,
                 where=node, names=[r["name"] for r in failed]))
     if upstream:
-        out.append(_upstream_finding(sorted({s for s, _ in upstream}), upstream[0][1], [],
+        out.append(_upstream_finding(sorted({src for src, _q in upstream}), upstream[0][1], [],
                                      "%.1fs" % timeout if timeout else "the timeout"))
     return out
 

@@ -134,8 +134,8 @@ DNS_PORTS = [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]
                                                            {"protocol": "TCP", "port": 1, "endPort": 1024}]}])], []),
     ([policy("ipblock", types=["Egress"], egress=[{"to": [{"ipBlock": {"cidr": "192.168.0.0/16"}}], "ports": DNS_PORTS}])],
      []),
-    ([policy("ipblock-except", types=["Egress"], egress=[{"to": [{"ipBlock": {"cidr": "192.168.0.0/16",
-                                                                             "except": ["192.168.1.0/24"]}}]}])],
+    ([policy("ipblock-except", types=["Egress"],
+             egress=[{"to": [{"ipBlock": {"cidr": "192.168.0.0/16", "except": ["192.168.1.0/24"]}}]}])],
      ["UDP", "TCP"]),
     ([policy("wrong-ns", types=["Egress"], egress=[{"to": [{"podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
                                                     "ports": DNS_PORTS}])], ["UDP", "TCP"]),  # same-ns peer only
