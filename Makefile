@@ -55,11 +55,22 @@ unit: setup
 lint: setup
 	$(BIN)/ansible-lint --offline -q
 
-sanity: setup
+# ansible-test runs from its own venv (its pinned linters must not fight ansible-lint's deps).
+# It bootstraps pip in per-test venvs with a script from a host we cannot reach; we give it an
+# offline stand-in (scripts/ansible_test_get_pip.py) in its cache.
+SANITY_VENV := .venv-sanity
+ANSIBLE_TEST_REQS := $(VENV)/lib/python3.11/site-packages/ansible_test/_data/requirements
+$(SANITY_VENV)/.stamp: requirements.txt
+	@test -x $(SANITY_VENV)/bin/python || $(PYTHON) -m venv $(SANITY_VENV)
+	@$(SANITY_VENV)/bin/pip install -q ansible-core==2.19.14 $$(for f in $(ANSIBLE_TEST_REQS)/sanity.*.txt; do echo -r $$f; done) 2>&1 | grep -v "^WARNING: Location" || true
+	@touch $@
+
+sanity: setup $(SANITY_VENV)/.stamp
+	@mkdir -p $$HOME/.ansible/test/cache && cp scripts/ansible_test_get_pip.py $$HOME/.ansible/test/cache/get_pip_24_2.py
 	@rm -rf .build && mkdir -p $(SANITY_ROOT)
 	@git ls-files -co --exclude-standard | grep -v '^\.collections' | rsync -a --files-from=- ./ $(SANITY_ROOT)/
 	@set -o pipefail; cd $(SANITY_ROOT) && git init -q && git add -A >/dev/null && \
-	  $(BIN)/ansible-test sanity --venv --python 3.11 --color no 2>&1 | grep -v "^WARNING: Location"
+	  $(CURDIR)/$(SANITY_VENV)/bin/ansible-test sanity --local --python 3.11 --color no 2>&1 | grep -v "^WARNING: Location"
 
 integration: setup
 	$(PYTEST) -q -x --timeout 900 tests/integration
