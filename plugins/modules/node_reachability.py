@@ -32,7 +32,7 @@ description:
     with I(typha=true).
   - The listener and the IP-in-IP prober need root (CAP_NET_RAW), use C(become).
 author:
-  - kubeadm_ec2 maintainers
+  - kubeadm_ec2 maintainers (@kubeadm-ec2)
 options:
   phase:
     description: Which phase to run (see the description).
@@ -82,6 +82,11 @@ options:
     description: Seconds I(phase=collect) waits for the listener's records after signalling it to stop.
     type: float
     default: 10
+  job_file:
+    description:
+      - For I(phase=collect), the listener's async job file (C(results_file) of the registered async
+        task). It is removed once the listener ended, so no C(async_status) cleanup task is needed.
+    type: path
   state_dir:
     description: Directory on the node for the listener's stop file and records.
     type: path
@@ -125,6 +130,7 @@ EXAMPLES = r"""
   async: 180
   poll: 0
   become: true
+  register: listener
 
 - name: Probe every peer
   kubeadm_ec2.cluster.node_reachability:
@@ -136,11 +142,12 @@ EXAMPLES = r"""
   become: true
   register: probe
 
-- name: Collect what the listener received
+- name: Collect what the listener received (and remove its async job file)
   kubeadm_ec2.cluster.node_reachability:
     phase: collect
     run_id: "{{ run_id }}"
     node: "{{ inventory_hostname }}"
+    job_file: "{{ listener.results_file }}"
   become: true
   register: collected
 
@@ -196,6 +203,11 @@ listener_ready:
   returned: phase is probe
   type: bool
   sample: true
+job_file_removed:
+  description: Whether the listener's async job file was removed (only with I(job_file)).
+  returned: phase is collect and job_file is set
+  type: bool
+  sample: true
 missing:
   description: True when the listener left no records (never started or died).
   returned: phase is collect
@@ -217,6 +229,7 @@ summary:
     ok: 38
     blocked: 0
     unknown: 0
+    probe_seconds_max: 2.05
     text: "3 nodes, 6 directed pairs, 38 probes, 38 passed: tcp/10250 6/6, ..."
 matrix:
   description: Source node to destination node to C(ok) or the blocked/unknown checks.
@@ -302,7 +315,7 @@ def run(module):
                           ephemeral_port=p["ephemeral_port"], typha=p["typha"])
         module.exit_json(changed=False, phase=phase, listener_ready=listener_ready, **res)
     if phase == "collect":
-        res = reach.collect(p["state_dir"], p["run_id"], p["node"], p["collect_timeout"])
+        res = reach.collect(p["state_dir"], p["run_id"], p["node"], p["collect_timeout"], job_file=p["job_file"])
         module.exit_json(changed=False, phase=phase, node=p["node"], **res)
     # analyse
     probes = dict((k, _usable(v)) for k, v in p["probes"].items())
@@ -311,6 +324,8 @@ def run(module):
         p["nodes"], p["control_planes"], probes, listens, calico_encapsulation=p["calico_encapsulation"],
         typha=p["typha"], sg_id=p["security_group_id"], ephemeral_port=p["ephemeral_port"])
     table = reach.matrix_table(p["nodes"], matrix)
+    secs = [v["seconds"] for v in probes.values() if v and "seconds" in v]
+    summary["probe_seconds_max"] = max(secs) if secs else None
     errs = errors(findings)
     if errs:
         shown = [f for f in findings if f["severity"] == "error"][:MAX_MSG_FINDINGS]
@@ -346,6 +361,7 @@ def main():
             listen_seconds=dict(type="float", default=120),
             collect_timeout=dict(type="float", default=10),
             state_dir=dict(type="path", default="/tmp"),
+            job_file=dict(type="path"),
             probes=dict(type="dict", default={}),
             listens=dict(type="dict", default={}),
             calico_encapsulation=dict(type="str", default="IPIP", choices=list(reach.ENCAPSULATIONS)),

@@ -25,7 +25,7 @@ description:
   - C(SG_OPEN_WORLD) (warning), SSH (22) or the Kubernetes API (6443) is open to 0.0.0.0/0 or ::/0.
   - Fails when an error finding exists, passes with the warnings otherwise.
 author:
-  - kubeadm_ec2 maintainers
+  - kubeadm_ec2 maintainers (@kubeadm-ec2)
 options:
   instance_ids:
     description: The nodes' instance ids. One of I(instance_ids) and I(filters) is required.
@@ -33,8 +33,7 @@ options:
     elements: str
   filters:
     description:
-      - DescribeInstances filters selecting the nodes, for example
-        C({"tag:kubeadm_ec2/cluster": "demo", "instance-state-name": ["running"]}).
+      - 'DescribeInstances filters selecting the nodes, for example C({"tag:kubeadm_ec2/cluster": "demo", "instance-state-name": ["running"]}).'
       - One of I(instance_ids) and I(filters) is required.
     type: dict
   calico_encapsulation:

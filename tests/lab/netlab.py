@@ -77,7 +77,12 @@ def sg_to_iptables(permissions, member_ips):
 class NetLab:
     """Create N node namespaces on a bridge with an SG model; always clean up."""
 
-    def __init__(self, nodes=3, sg=None, prefix=None, subnet=NODE_SUBNET):
+    # The kernel's ARP table is shared by every namespace: gc_thresh3 (default 1024) dynamic entries
+    # in total, so a large lab (N*(N-1) entries) overflows it and probes time out for no SG reason.
+    # Labs of at least this many nodes get permanent neighbour entries (exempt from that limit).
+    STATIC_NEIGHBOURS_FROM = 16
+
+    def __init__(self, nodes=3, sg=None, prefix=None, subnet=NODE_SUBNET, static_neighbours=None):
         if os.geteuid() != 0:
             raise RuntimeError("the network lab needs root (network namespaces, iptables)")
         for tool in ("ip", "iptables-restore"):
@@ -91,6 +96,7 @@ class NetLab:
         self.pods = []  # dicts: node, name, ns, ip
         self.procs = []
         self.up = False
+        self.static_neighbours = nodes >= self.STATIC_NEIGHBOURS_FROM if static_neighbours is None else static_neighbours
 
     # -- naming ---------------------------------------------------------------
     @property
@@ -131,10 +137,20 @@ class NetLab:
             }
             self.nodes.append(node)
             self._add_node(node)
+        macs = {}
+        if self.static_neighbours:
+            for node in self.nodes:
+                link = json.loads(run(["ip", "-j", "link", "show", "eth0"], ns=node["ns"]).stdout)
+                macs[node["ip"]] = link[0]["address"]
         for node in self.nodes:
+            batch = []
             for peer in self.nodes:
                 if peer is not node:
-                    run(["ip", "route", "add", peer["pod_cidr"], "via", peer["ip"]], ns=node["ns"])
+                    batch.append("route add %s via %s" % (peer["pod_cidr"], peer["ip"]))
+                    if self.static_neighbours:
+                        batch.append("neigh replace %s lladdr %s dev eth0 nud permanent" % (peer["ip"], macs[peer["ip"]]))
+            if batch:
+                run(["ip", "-batch", "-"], ns=node["ns"], input="\n".join(batch) + "\n")
         self.apply_sg(self.sg)
         return self
 

@@ -34,7 +34,6 @@ import threading
 import time
 
 from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils._checks.findings import (
-    ERROR,
     WARNING,
     finding,
 )
@@ -304,8 +303,12 @@ def _safe(text):
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in str(text))
 
 
-def collect(state_dir, run_id, node, timeout):
-    """Signal the listener to stop and read its records. Returns the listener result or a 'missing' record."""
+def collect(state_dir, run_id, node, timeout, job_file=None):
+    """Signal the listener to stop and read its records. Returns the listener result or a 'missing' record.
+
+    ``job_file``: the listener's async job file (``results_file`` of the async task); removed once the
+    listener has ended, so no async_status round trip is needed to clean up.
+    """
     stop_path, result_path, _ready = state_paths(state_dir, run_id, node)
     with open(stop_path, "w") as fh:
         fh.write("stop\n")
@@ -322,10 +325,31 @@ def collect(state_dir, run_id, node, timeout):
             os.remove(path)
         except OSError:
             pass
+    if job_file:
+        result_job = _remove_job_file(job_file, max(0.0, min(3.0, deadline - time.time())))
     if result is None:
         return {"received": [], "missing": True, "error": "no listener result after %.1fs (listener not started or died)" % timeout}
     result["missing"] = False
+    if job_file:
+        result["job_file_removed"] = result_job
     return result
+
+
+def _remove_job_file(job_file, wait):
+    """Remove an async job file once it holds the final result (not the 'started' record)."""
+    deadline = time.time() + wait
+    while True:
+        try:
+            with open(job_file) as fh:
+                data = json.load(fh)
+            if not data.get("started") or data.get("finished"):
+                os.remove(job_file)
+                return True
+        except (OSError, IOError, ValueError):
+            pass
+        if time.time() >= deadline:
+            return False
+        time.sleep(0.05)
 
 
 # ---------------------------------------------------------------------------
@@ -438,7 +462,7 @@ def _send_packets(pkt_jobs, nodes, src_ip, run_id, sent, timeout, interval, min_
             sent[key][1] = "send failed: %s" % exc
         return sent
     try:
-        window = max(min_window, min(timeout, 2.0))
+        window = min_window
         end = time.time() + window
         while True:
             _send_round(sender, pkt_jobs, nodes, src_ip, run_id, sent)
