@@ -1,0 +1,167 @@
+"""Rendered kubeadm configuration: schema, CIDRs, endpoint, kubelet resolvConf logic, join config."""
+
+import ipaddress
+
+import pytest
+import yaml
+
+from tests.unit.roles._render import expr, render, role_vars, task_by_name
+
+CP_IP = "10.42.1.10"
+WORKER_IP = "10.42.1.20"
+
+# Fields kubeadm accepts per kind (subset of the v1beta3/v1beta4 and kubelet v1beta1 types used here);
+# anything else would be rejected by `kubeadm config validate` (strict decoding).
+SCHEMA = {
+    "InitConfiguration": {"apiVersion", "kind", "localAPIEndpoint", "nodeRegistration", "bootstrapTokens",
+                          "certificateKey", "skipPhases", "patches", "timeouts"},
+    "ClusterConfiguration": {"apiVersion", "kind", "clusterName", "kubernetesVersion", "controlPlaneEndpoint",
+                             "networking", "apiServer", "controllerManager", "scheduler", "etcd", "dns",
+                             "certificatesDir", "imageRepository", "featureGates"},
+    "JoinConfiguration": {"apiVersion", "kind", "discovery", "nodeRegistration", "controlPlane", "caCertPath",
+                          "skipPhases", "patches", "timeouts"},
+    "KubeletConfiguration": {"apiVersion", "kind", "cgroupDriver", "resolvConf", "clusterDNS", "clusterDomain"},
+}
+NODE_REGISTRATION = {"criSocket", "name", "kubeletExtraArgs", "ignorePreflightErrors", "taints",
+                     "imagePullPolicy"}
+
+
+def hostvars_for(cp_ip=CP_IP, worker_ip=WORKER_IP):
+    return {
+        "cp1": {"private_ip_address": cp_ip, "ansible_facts": {}},
+        "w1": {"private_ip_address": worker_ip, "ansible_facts": {}},
+    }
+
+
+def kubeadm_vars(resolved_active=False, host="cp1", **overrides):
+    hostvars = hostvars_for()
+    facts = {
+        "inventory_hostname": host,
+        "groups": {"control_plane": ["cp1"], "workers": ["w1"], "k8s_cluster": ["cp1", "w1"]},
+        "hostvars": hostvars,
+        "private_ip_address": hostvars[host]["private_ip_address"],
+        "ansible_facts": {"default_ipv4": {"address": "172.31.0.5"}, "os_family": "Debian"},
+    }
+    v = role_vars("kubeadm", facts, overrides)
+    # tasks/resolv_conf.yml: the stat result, then the set_fact expression evaluated as Ansible would
+    v["kubeadm_resolved_conf"] = {"stat": {"exists": resolved_active}}
+    fact = task_by_name("kubeadm", "resolv_conf.yml", "Choose the kubelet resolvConf")
+    v["kubeadm_kubelet_resolv_conf_effective"] = str(
+        expr(fact["ansible.builtin.set_fact"]["kubeadm_kubelet_resolv_conf_effective"], v)).strip()
+    return v
+
+
+def docs(text):
+    loaded = [d for d in yaml.safe_load_all(text) if d is not None]
+    for d in loaded:
+        assert d["kind"] in SCHEMA, d["kind"]
+        unknown = set(d) - SCHEMA[d["kind"]]
+        assert not unknown, "%s has unknown fields %s" % (d["kind"], sorted(unknown))
+        if "nodeRegistration" in d:
+            assert not set(d["nodeRegistration"]) - NODE_REGISTRATION
+    return {d["kind"]: d for d in loaded}
+
+
+def test_default_init_config_is_valid_yaml_with_the_issue_cidrs():
+    v = kubeadm_vars()
+    out = docs(render("kubeadm", "kubeadm-config.yaml.j2", v))
+    assert list(out) == ["InitConfiguration", "ClusterConfiguration", "KubeletConfiguration"]
+    cc = out["ClusterConfiguration"]
+    assert cc["apiVersion"] == "kubeadm.k8s.io/v1beta4"          # kubeadm_version 1.31.x
+    assert cc["kubernetesVersion"] == "v" + v["kubeadm_version"]
+    assert cc["networking"] == {"podSubnet": "192.168.0.0/16", "serviceSubnet": "10.96.0.0/12",
+                                "dnsDomain": "cluster.local"}
+    ipaddress.ip_network(cc["networking"]["podSubnet"])
+    ipaddress.ip_network(cc["networking"]["serviceSubnet"])
+    assert cc["controlPlaneEndpoint"] == CP_IP + ":6443"
+    assert CP_IP in cc["apiServer"]["certSANs"]
+    init = out["InitConfiguration"]
+    assert init["localAPIEndpoint"] == {"advertiseAddress": CP_IP, "bindPort": 6443}
+    assert init["nodeRegistration"]["criSocket"] == "unix:///run/containerd/containerd.sock"
+    assert init["nodeRegistration"]["kubeletExtraArgs"] == [{"name": "node-ip", "value": CP_IP}]
+    assert "ignorePreflightErrors" not in init["nodeRegistration"]
+    assert out["KubeletConfiguration"]["cgroupDriver"] == "systemd"
+
+
+def test_v1beta3_for_kubernetes_before_1_31_uses_a_map_of_kubelet_args():
+    v = kubeadm_vars(kubeadm_version="1.30.8")
+    out = docs(render("kubeadm", "kubeadm-config.yaml.j2", v))
+    assert out["InitConfiguration"]["apiVersion"] == "kubeadm.k8s.io/v1beta3"
+    assert out["InitConfiguration"]["nodeRegistration"]["kubeletExtraArgs"] == {"node-ip": CP_IP}
+    assert v["kubeadm_minor"] == "1.30"
+
+
+@pytest.mark.parametrize("setting, resolved_active, expected", [
+    ("auto", True, "/run/systemd/resolve/resolv.conf"),   # Ubuntu: 127.0.0.53 stub -> use resolved's upstream file
+    ("auto", False, None),                                 # Debian/AL2023 without resolved: kubelet default
+    ("/etc/k8s-resolv.conf", True, "/etc/k8s-resolv.conf"),
+    ("/etc/k8s-resolv.conf", False, "/etc/k8s-resolv.conf"),
+])
+def test_kubelet_resolv_conf_logic(setting, resolved_active, expected):
+    v = kubeadm_vars(resolved_active=resolved_active, kubeadm_kubelet_resolv_conf=setting)
+    kubelet = docs(render("kubeadm", "kubeadm-config.yaml.j2", v))["KubeletConfiguration"]
+    assert kubelet.get("resolvConf") == expected
+
+
+def test_explicit_endpoint_and_preflight_names():
+    v = kubeadm_vars(kubeadm_control_plane_endpoint="k8s-api.internal:6443",
+                     kubeadm_ignore_preflight_errors=["NumCPU"])
+    out = docs(render("kubeadm", "kubeadm-config.yaml.j2", v))
+    assert out["ClusterConfiguration"]["controlPlaneEndpoint"] == "k8s-api.internal:6443"
+    assert "k8s-api.internal" in out["ClusterConfiguration"]["apiServer"]["certSANs"]
+    assert out["InitConfiguration"]["nodeRegistration"]["ignorePreflightErrors"] == ["NumCPU"]
+
+
+def test_node_ip_falls_back_to_default_ipv4_without_private_ip_address():
+    v = kubeadm_vars()
+    v.pop("private_ip_address")
+    v["kubeadm_node_ip"] = "{{ private_ip_address | default(ansible_facts['default_ipv4']['address'] | default('')) }}"
+    assert expr(v["kubeadm_node_ip"], v) == "172.31.0.5"
+
+
+def test_join_config_for_a_worker():
+    v = kubeadm_vars(host="w1")
+    v["kubeadm_join_token"] = "abcdef.0123456789abcdef"
+    v["kubeadm_join_ca_hash"] = "sha256:" + "a" * 64
+    out = docs(render("kubeadm", "kubeadm-join.yaml.j2", v))
+    join = out["JoinConfiguration"]
+    assert join["discovery"]["bootstrapToken"] == {
+        "apiServerEndpoint": CP_IP + ":6443",
+        "token": "abcdef.0123456789abcdef",
+        "caCertHashes": ["sha256:" + "a" * 64],
+    }
+    assert join["nodeRegistration"]["kubeletExtraArgs"] == [{"name": "node-ip", "value": WORKER_IP}]
+    assert join["nodeRegistration"]["name"] == "w1"
+
+
+def test_join_token_and_hash_are_parsed_from_print_join_command():
+    task = task_by_name("kubeadm", "join.yml", "Render the kubeadm join configuration")
+    stdout = ("kubeadm join 10.42.1.10:6443 --token abcdef.0123456789abcdef "
+              "--discovery-token-ca-cert-hash sha256:" + "b" * 64 + " \n")
+    v = {"kubeadm_join_command": {"stdout": stdout}}
+    assert expr(task["vars"]["kubeadm_join_token"], v) == "abcdef.0123456789abcdef"
+    assert expr(task["vars"]["kubeadm_join_ca_hash"], v) == "sha256:" + "b" * 64
+    assert task["no_log"] == "{{ kubeadm_no_log }}"
+
+
+@pytest.mark.parametrize("pod, svc, overlap", [
+    ("192.168.0.0/16", "10.96.0.0/12", False),
+    ("10.96.0.0/16", "10.96.0.0/12", True),
+    ("10.0.0.0/8", "10.96.0.0/12", True),
+    ("10.112.0.0/12", "10.96.0.0/12", False),
+])
+def test_subnet_overlap_assert(pod, svc, overlap):
+    v = kubeadm_vars(kubeadm_pod_subnet=pod, kubeadm_service_subnet=svc)
+    assert v["kubeadm_subnets_overlap"] is overlap
+    assert ipaddress.ip_network(pod).overlaps(ipaddress.ip_network(svc)) is overlap
+
+
+def test_init_and_join_guards():
+    init = task_by_name("kubeadm", "init.yml", "Run kubeadm init")
+    assert init["when"] == "not kubeadm_admin_conf.stat.exists"
+    assert "ignore-preflight-errors" not in str(init["ansible.builtin.command"])
+    stat = task_by_name("kubeadm", "init.yml", "Check whether the control plane is already initialised")
+    assert stat["ansible.builtin.stat"]["path"] == "/etc/kubernetes/admin.conf"
+    join = task_by_name("kubeadm", "join.yml", "Run kubeadm join")
+    assert join["ansible.builtin.command"]["creates"] == "/etc/kubernetes/kubelet.conf"
+    assert join["no_log"] == "{{ kubeadm_no_log }}"
