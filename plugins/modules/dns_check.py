@@ -21,7 +21,8 @@ description:
     supports (DNS_NO_ENDPOINTS, COREDNS_NOT_READY, NETPOL_BLOCKS_DNS, SVC_NO_ENDPOINTS).
   - C(mode=host) runs on each node with C(dnspython) and queries the DNS service IP for
     C(kubernetes.default.svc.<domain>), the given service names and an external name, then queries each
-    CoreDNS endpoint IP directly, all in parallel with a per-query timeout. It also reports the
+    CoreDNS endpoint IP directly (the cluster name and the external name), all in parallel with a
+    per-query timeout. It also reports the
     nameservers of the resolv.conf kubelet hands to pods.
   - C(mode=pods) runs on the controller and starts one short-lived probe pod per node (pinned by
     C(nodeName)) that resolves the same names and reports through its termination message, which the API
@@ -346,8 +347,10 @@ def run_host(module, plan):
     jobs = [dict(target="service", server=p["service_ip"], endpoint_node="", name=name, kind=kind)
             for name, kind in plan]
     for ep in p["endpoints"]:
-        jobs.append(dict(target="endpoint", server=ep["ip"], endpoint_node=ep.get("node") or "",
-                         name=plan[0][0], kind="cluster"))
+        for name, kind in plan:
+            if kind in ("cluster", "external"):
+                jobs.append(dict(target="endpoint", server=ep["ip"], endpoint_node=ep.get("node") or "",
+                                 name=name, kind=kind))
 
     def one(job):
         start = time.monotonic()

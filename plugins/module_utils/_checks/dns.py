@@ -572,32 +572,41 @@ def host_findings(node_results, state=None, timeout=None):
     upstream = []
     missing = []
     same_node_dead = {}
+    upstream_pods = {}  # endpoint ip -> node, for endpoints that answer cluster names but not external ones
     for res in node_results or []:
         src = _node_of_host(res, state)
         queries = res.get("queries") or []
         ep_q = [q for q in queries if q.get("target") == "endpoint"]
-        ep_fail = [q for q in ep_q if _failed(q)]
+        ep_fail = [q for q in ep_q if q["kind"] == "cluster" and _failed(q)]
+        reachable = {q["server"] for q in ep_q if q["kind"] == "cluster" and not _failed(q)}
         for q in ep_fail:
             dst = q.get("endpoint_node") or "unknown node"
             if dst == src:
                 same_node_dead.setdefault(src, []).append(q)
             else:
                 pairs.setdefault((src, dst), []).append(q)
+        ep_upstream = [q for q in ep_q if q["kind"] == "external" and q["server"] in reachable
+                       and _failed(q) and q["status"] != "nxdomain"]
+        for q in ep_upstream:
+            upstream.append((src, q))
+            upstream_pods[q["server"]] = q.get("endpoint_node") or "?"
         svc_q = [q for q in queries if q.get("target") == "service"]
         cluster_ok = any(q["kind"] == "cluster" and not _failed(q) for q in svc_q)
         for q in svc_q:
             if q["status"] == "nxdomain" and q["kind"] != "external":
                 missing.append((src, q))
-            elif _failed(q) and q["kind"] == "external" and cluster_ok:
-                upstream.append((src, q))
-            elif _failed(q) and q["status"] != "nxdomain":
-                if ep_fail:
-                    continue  # explained by the unreachable endpoint(s) below
+            elif not _failed(q) or q["status"] == "nxdomain" or ep_fail:
+                continue  # fine, or explained by the unreachable endpoint(s)
+            elif q["kind"] == "external" and ep_upstream:
+                continue  # explained by the CoreDNS pods' upstream
+            elif q["kind"] == "external" and cluster_ok and not any(e["kind"] == "external" for e in ep_q):
+                upstream.append((src, q))  # external name not asked at the endpoints: judge by the service
+            else:
                 unexplained_svc.setdefault(src, []).append(q)
     t = "%.1fs" % timeout if timeout else "the timeout"
     for (src, dst), qs in sorted(pairs.items()):
         same_ok = [q["server"] for res in node_results if _node_of_host(res, state) == src
-                   for q in res.get("queries") or [] if q.get("target") == "endpoint"
+                   for q in res.get("queries") or [] if q.get("target") == "endpoint" and q["kind"] == "cluster"
                    and q.get("endpoint_node") == src and not _failed(q)]
         observed = "%s cannot reach CoreDNS pod %s on %s: %s" % (
             src, ", ".join(q["server"] for q in qs), dst, ", ".join(sorted({q["status"] for q in qs})))
@@ -630,17 +639,21 @@ def host_findings(node_results, state=None, timeout=None):
             "Service clusterIP" % (node, qs[0]["server"]), where=node))
     if upstream:
         fw = [t for f in corefile_forwards(state.get("corefile")) if f["from"] == "." for t in f["to"]]
-        out.append(_upstream_finding(sorted({src for src, _q in upstream}), upstream[0][1], fw, t))
+        out.append(_upstream_finding(sorted({src for src, _q in upstream}), upstream[0][1], fw, t, upstream_pods))
     for src, q in missing:
         out.append(_missing_finding(src, q))
     return out
 
 
-def _upstream_finding(sources, q, forward_targets, t):
+def _upstream_finding(sources, q, forward_targets, t, pods=None):
+    if pods:
+        observed = "%s: %s from CoreDNS pod(s) %s, which answer cluster names (queried from %s)" % (
+            q["name"], q["status"], ", ".join("%s on %s" % kv for kv in sorted(pods.items())), ", ".join(sources))
+    else:
+        observed = "%s via the cluster DNS %s: %s, while cluster names resolve (from %s)" % (
+            q["name"], q["server"], q["status"], ", ".join(sources))
     return finding(
-        "UPSTREAM_TIMEOUT",
-        "%s via the cluster DNS %s: %s, while cluster names resolve (from %s)"
-        % (q["name"], q["server"], q["status"], ", ".join(sources)),
+        "UPSTREAM_TIMEOUT", observed,
         "CoreDNS answers cluster names itself but forwards other names to its upstream (%s), which does not "
         "answer within %s: external names fail in every pod ('i/o timeout' in CoreDNS logs)"
         % (", ".join(forward_targets) or "forward target of the Corefile", t),
@@ -813,7 +826,7 @@ def node_summary(node_results, pod_results=None):
     for res in node_results or []:
         qs = res.get("queries") or []
         svc = [q for q in qs if q.get("target") == "service"]
-        eps = [q for q in qs if q.get("target") == "endpoint"]
+        eps = [q for q in qs if q.get("target") == "endpoint" and q.get("kind") == "cluster"]
         slow = max([q.get("ms", 0) for q in qs] or [0])
         line = "%s: %d/%d names via %s, %d/%d CoreDNS endpoints answer (slowest %.0f ms)" % (
             res.get("node"), sum(1 for q in svc if not _failed(q)), len(svc), res.get("service_ip"),

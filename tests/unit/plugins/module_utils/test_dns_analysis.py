@@ -321,6 +321,31 @@ def test_upstream_timeout():
     assert "(/etc/resolv.conf), which does not answer within 2.0s" in found[0]["why"]
 
 
+def test_upstream_timeout_seen_at_the_endpoints():
+    res = []
+    for node in ("node1", "node3"):
+        qs = [q("service", "10.96.0.10", "ok"), q("service", "10.96.0.10", "timeout", name="example.test", kind="external")]
+        for ip, en in EP:
+            qs += [q("endpoint", ip, "ok", node=en),
+                   q("endpoint", ip, "timeout", name="example.test", kind="external", node=en)]
+        res.append(host(node, qs))
+    found = dns.host_findings(res, {"corefile": VPC_COREFILE}, 1.0)
+    assert [f["id"] for f in found] == ["UPSTREAM_TIMEOUT"]
+    assert found[0]["observed"] == ("example.test: timeout from CoreDNS pod(s) 192.168.1.10 on node1, 192.168.2.10 "
+                                    "on node2, which answer cluster names (queried from node1, node3)")
+    assert "upstream (169.254.169.253)" in found[0]["why"]
+
+
+def test_seed_external_timeouts_are_not_upstream():
+    """Seed SG: the external name times out only at unreachable (cross-node) endpoints -> no UPSTREAM_TIMEOUT."""
+    qs = [q("service", "10.96.0.10", "ok"), q("service", "10.96.0.10", "timeout", name="example.test", kind="external")]
+    for ip, en in EP:
+        st = "ok" if en == "node1" else "timeout"
+        qs += [q("endpoint", ip, st, node=en), q("endpoint", ip, st, name="example.test", kind="external", node=en)]
+    found = dns.host_findings([host("node1", qs)])
+    assert [(f["id"], f["where"]) for f in found] == [("DNS_POD_UNREACHABLE", "node1 -> node2")]
+
+
 def test_service_unreachable_but_endpoints_answer():
     res = [host("node1", [q("service", "10.96.0.10", "timeout"), q("endpoint", "192.168.1.10", "ok", node="node1")])]
     found = dns.host_findings(res)
