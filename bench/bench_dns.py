@@ -21,7 +21,7 @@ import tempfile
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-import tests.conftest  # noqa: E402,F401  (makes the collection importable)
+import tests.conftest  # noqa: E402,F401  # pylint: disable=unused-import
 from tests.fakes.k8s_api import FakeKubeAPI  # noqa: E402
 from tests.lab.dnslab import LOOP_COREFILE, DnsLab, LabKubelet, run_playbook, task_results  # noqa: E402
 from tests.lab.netlab import SEED_SG  # noqa: E402
@@ -59,7 +59,7 @@ def one_run(lab, pod_probe):
 def scenario(name, sg, pod_probe):
     runs = []
     with DnsLab(3, sg=sg) as lab:
-        for _ in range(REPEAT):
+        for _run in range(REPEAT):
             runs.append(one_run(lab, pod_probe))
     walls = [r["wall"] for r in runs]
     steps = {}

@@ -2,7 +2,10 @@
 API fake (tests/fakes/k8s_api.py): CoreDNS state, kube-dns endpoints, NetworkPolicies, Services and the
 probe pods' termination messages. Each check is proven both ways (broken -> finding, healthy -> pass)."""
 
+import json
 import os
+import subprocess
+import sys
 import tempfile
 import time
 
@@ -216,18 +219,45 @@ def test_probe_pod_outcomes_and_cleanup(api):
     assert len(deletes) == 6
 
 
-def test_bad_input_and_unreachable_api_give_clear_messages():
+def run_module_directly(args):
+    """Run the module file as Ansible's module debugging does (``python module.py args.json``): no
+    ansible-playbook start-up, the same AnsibleModule argument handling."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    tmp = tempfile.mkdtemp(prefix="kdnsargs-")
+    path = os.path.join(tmp, "args.json")
+    with open(path, "w") as fh:
+        json.dump({"ANSIBLE_MODULE_ARGS": args}, fh)
+    env = dict(os.environ, PYTHONPATH=os.path.join(root, ".collections"))
+    return subprocess.Popen([sys.executable, os.path.join(root, "plugins", "modules", "dns_check.py"), path],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+
+
+def test_bad_input_names_the_parameter():
+    cases = [
+        ({"mode": "host", "timeout": -1}, "timeout must be > 0"),
+        ({"mode": "host", "service_ip": "not-an-ip"}, "service_ip must be an IP address"),
+        ({"mode": "host", "names": [" "]}, "names: empty name"),
+        ({"mode": "host", "port": 70000}, "port must be 1-65535"),
+        ({"mode": "bogus"}, "value of mode must be one of"),
+        ({"mode": "cluster", "kubeconfig": "/nonexistent/kubeconfig"}, "cannot load kubeconfig /nonexistent/kubeconfig"),
+    ]
+    procs = [run_module_directly(case[0]) for case in cases]
+    for (args, expected), proc in zip(cases, procs):
+        out = proc.communicate(timeout=60)[0]
+        result = json.loads(out[out.index("{"):])
+        assert result.get("failed") is True, (args, out)
+        assert expected in result["msg"] and "Traceback" not in out, (args, out)
+
+
+def test_bad_input_and_unreachable_api_through_ansible():
     tmp = tempfile.mkdtemp(prefix="kdnsapi-")
     fake = FakeKubeAPI().start()
     kubeconfig = fake.write_kubeconfig(os.path.join(tmp, "kubeconfig"))
     fake.stop()  # nothing listens there any more
     cases = [
-        ({"mode": "host", "timeout": -1}, "timeout must be > 0"),
-        ({"mode": "host", "service_ip": "not-an-ip"}, "service_ip must be an IP address"),
         ({"mode": "host", "endpoints": [{"ip": "x", "node": "node1"}]}, "endpoints[0].ip must be an IP address"),
         ({"mode": "cluster", "kubeconfig": kubeconfig, "api_timeout": 2},
          "dns_check (cluster mode): read service kube-system/kube-dns failed: cannot reach the Kubernetes API"),
-        ({"mode": "cluster", "kubeconfig": os.path.join(tmp, "missing")}, "cannot load kubeconfig"),
     ]
     rc, res, _wall, out, _report = run_playbook("dns_bad_input.yml", localhost_inventory(),
                                                 {"dns_bad_cases": [c[0] for c in cases]},
