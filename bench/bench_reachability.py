@@ -9,6 +9,7 @@ Prints a table and writes bench/results/reachability.json.
 
 import json
 import os
+import resource
 import sys
 import time
 
@@ -25,7 +26,10 @@ def bench(n, sg, label):
     t0 = time.time()
     with NetLab(n, sg=sg) as lab:
         setup = time.time() - t0
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         rc, res, wall, out = run_reachability(lab, control_planes=min(3, n), timeout=900)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     summary = res.get("summary", {})
     row = {
         "nodes": n,
@@ -33,6 +37,9 @@ def bench(n, sg, label):
         "rc": rc,
         "wall_seconds": round(wall, 2),
         "wall_per_node_seconds": round(wall / n, 3),
+        "cpu_seconds": round(cpu, 2),
+        "cpu_per_node_seconds": round(cpu / n, 3),
+        "load_avg_1m": round(os.getloadavg()[0], 1),
         "probe_seconds_max": summary.get("probe_seconds_max"),
         "probes": summary.get("probes"),
         "ok": summary.get("ok"),
@@ -52,14 +59,14 @@ def main(argv):
     if "--seed" in argv:
         cases += [(n, SEED_SG, "seed") for n in sizes]
     rows = []
-    print("%6s %8s %4s %9s %10s %7s %7s %8s %9s" % ("nodes", "sg", "rc", "wall(s)", "probe(s)", "probes", "ok",
-                                                     "blocked", "findings"))
+    print("%6s %8s %4s %9s %8s %10s %7s %7s %8s %9s %6s" % ("nodes", "sg", "rc", "wall(s)", "cpu(s)", "probe(s)",
+                                                            "probes", "ok", "blocked", "findings", "load"))
     for n, sg, label in cases:
         row = bench(n, sg, label)
         rows.append(row)
-        print("%6d %8s %4d %9.2f %10s %7s %7s %8s %9s" % (
-            n, label, row["rc"], row["wall_seconds"], row["probe_seconds_max"], row["probes"], row["ok"],
-            row["blocked"], row["findings"]), flush=True)
+        print("%6d %8s %4d %9.2f %8.1f %10s %7s %7s %8s %9s %6s" % (
+            n, label, row["rc"], row["wall_seconds"], row["cpu_seconds"], row["probe_seconds_max"], row["probes"],
+            row["ok"], row["blocked"], row["findings"], row["load_avg_1m"]), flush=True)
         if "error" in row:
             print(row["error"])
     out_dir = os.path.join(ROOT, "bench", "results")

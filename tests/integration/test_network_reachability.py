@@ -43,6 +43,7 @@ def run_reachability(lab, extra_vars=None, control_planes=1, timeout=300):
             "ANSIBLE_CONFIG": os.path.join(ROOT, "ansible.cfg"),
             "ANSIBLE_FORKS": str(max(20, lab.count)),
             "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
+            "ANSIBLE_PIPELINING": os.environ.get("ANSIBLE_PIPELINING", "True"),
             "ANSIBLE_NOCOLOR": "1",
             "PATH": BIN + os.pathsep + env.get("PATH", ""),
         })
