@@ -129,11 +129,11 @@ def api():
     fake.stop()
 
 
-def play(fake, **evars):
+def play(fake, args=(), **evars):
     base = {"validate_dns_kubeconfig": fake.kubeconfig, "validate_dns_external_name": "example.test",
             "validate_dns_probe_timeout": 10, "validate_dns_timeout": 1}
     base.update(evars)
-    return run_playbook("dns_api.yml", localhost_inventory(), base, timeout=120)
+    return run_playbook("dns_api.yml", localhost_inventory(), base, timeout=120, args=args)
 
 
 def by_id(findings):
@@ -186,6 +186,14 @@ def test_healthy_cluster_passes_with_probe_pods(api):
                               "node3: probe pod finished (3 names)"]
     assert api.cluster.objects("api/v1", "pods") and not [
         p for p in api.cluster.objects("api/v1", "pods") if p["metadata"]["namespace"] == "default"]
+
+
+def test_check_mode_reads_but_starts_no_probe_pod(api):
+    api.cluster.add_all(cluster_objects(broken=True))
+    rc, res, wall, out, _report = play(api, args=["--check"])
+    assert rc != 0, out  # the read-only analysis still runs and reports
+    assert "NETPOL_BLOCKS_DNS" in {f["id"] for f in res["findings"]}
+    assert [m for m, p in api.cluster.requests if m in ("POST", "DELETE", "PATCH")] == []
 
 
 def test_probe_pod_outcomes_and_cleanup(api):

@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from tests.fakes.k8s_api import FakeKubeAPI
-from tests.lab.dnslab import LOOP_COREFILE, DnsLab, LabKubelet, run_playbook
+from tests.lab.dnslab import LOOP_COREFILE, DnsLab, LabKubelet, run_playbook, task_results
 from tests.lab.netlab import SEED_SG
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the network lab needs root")
@@ -37,6 +37,7 @@ def run_lab(dnslab, tmp_path, corefile=HEALTHY_COREFILE, coredns_state="ready", 
         kubelet.join()
         leftover = [p["metadata"]["name"] for p in fake.cluster.objects("api/v1", "pods")
                     if p["metadata"]["namespace"] == "default"]
+        run_lab.report = report
         return rc, res, wall, out, leftover
     finally:
         fake.stop()
@@ -88,6 +89,13 @@ def test_blackholed_upstream_and_loop(tmp_path):
     assert up[0]["observed"] == ("example.test: timeout from CoreDNS pod(s) 192.168.1.10 on node1, 192.168.2.10 on "
                                  "node2, which answer cluster names (queried from node1, node2, node3)")
     assert up[1]["where"] == "pod on node1, pod on node2, pod on node3"
+    # within the timeout: every node's queries run in parallel, each bounded by the 1 s query timeout
+    host = task_results(run_lab.report, "Query cluster DNS from the node")
+    assert sorted(host) == ["node1", "node2", "node3"]
+    for node, result in host.items():
+        assert result["elapsed"] < TIMEOUT + 1.0, (node, result["elapsed"])
+        slowest = max(q["ms"] for q in result["node_result"]["queries"])
+        assert TIMEOUT * 1000 - 50 <= slowest < TIMEOUT * 1000 + 500, (node, slowest)
     loop = [f for f in res["findings"] if f["id"] == "COREDNS_NOT_READY"][0]
     assert "node1 -> 127.0.0.53, node2 -> 127.0.0.53, node3 -> 127.0.0.53" in loop["why"]
     assert "resolvConf: /run/systemd/resolve/resolv.conf" in loop["remediation"]

@@ -340,7 +340,7 @@ def task_results(report, task_name):
 
 
 def run_playbook(playbook, inventory, extra_vars=None, timeout=300, python=None,
-                 result_task="Analyse cluster DNS"):
+                 result_task="Analyse cluster DNS", args=()):
     """Run ansible-playbook from the repo root with the JSON callback; return (rc, the result of
     ``result_task`` on its first host, wall seconds, output text, full JSON report)."""
     import json
@@ -364,7 +364,7 @@ def run_playbook(playbook, inventory, extra_vars=None, timeout=300, python=None,
         start = time.time()
         proc = subprocess.run([os.path.join(bindir, "ansible-playbook"), "-i", inventory,
                                os.path.join(ROOT, "tests", "integration", "playbooks", playbook),
-                               "-e", json.dumps(extra_vars or {})],
+                               "-e", json.dumps(extra_vars or {})] + list(args),
                               cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                               timeout=timeout, check=False)
         wall = time.time() - start
