@@ -2,6 +2,7 @@
 
 Every case runs the real playbook against one moto_server (the runs go in parallel, each with its own
 cluster name); afterwards moto must hold no VPC and no instance: nothing was created before the stop.
+A valid configuration in check mode against the same empty account succeeds and creates nothing either.
 """
 
 import concurrent.futures
@@ -72,6 +73,10 @@ CASES = {
 }
 
 
+# A valid configuration run in check mode against the empty account: succeeds, creates nothing.
+CHECK_MODE_CASE = "check_mode_on_empty_account"
+
+
 @pytest.fixture(scope="module")
 def moto():
     with MotoServer() as server:
@@ -84,7 +89,7 @@ def results(moto, tmp_path_factory):
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(keydir / "id")], check=True)
 
     def one(case):
-        overrides, _msg = CASES[case]
+        overrides, _msg = CASES.get(case, ({}, None))
         extra = dict(
             MOTO_AMI_VARS,
             kubeadm_ec2_cluster_name="bad-" + case.replace("_", "-"),
@@ -96,10 +101,11 @@ def results(moto, tmp_path_factory):
                 extra.pop(key, None)
             else:
                 extra[key] = value
-        return run_playbook("playbooks/provision.yml", moto, extra_vars=extra, timeout=600)
+        return run_playbook("playbooks/provision.yml", moto, extra_vars=extra, timeout=600,
+                            check=case == CHECK_MODE_CASE)
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
-        futures = {case: pool.submit(one, case) for case in CASES}
+        futures = {case: pool.submit(one, case) for case in list(CASES) + [CHECK_MODE_CASE]}
         return {case: fut.result() for case, fut in futures.items()}
 
 
@@ -109,6 +115,12 @@ def test_bad_input_stops_with_clear_message(results, case):
     expected = CASES[case][1]
     assert result.returncode != 0, result
     assert any(expected in msg for msg in result.failed_messages()), result.failed_messages()
+
+
+def test_check_mode_on_empty_account_succeeds(results):
+    result = results[CHECK_MODE_CASE]
+    assert result.returncode == 0, result
+    assert "Ensure the VPC" in result.changed_tasks()
 
 
 def test_nothing_was_created(moto, results):
