@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make molecule`: build (or reuse) the cached Debian 12 VM image, then `molecule test` every scenario
 # under molecule/. Exits non-zero when the image build or any scenario fails.
-#   MOLECULE_SCENARIOS="default"   scenarios to run (default: every molecule/*/molecule.yml)
+#   MOLECULE_SCENARIOS="default multinode"   scenarios to run (default: "default", one VM)
 #   MOLECULE_TIMEOUT=1500          seconds allowed per scenario
 #   MOLECULE_QEMU_ACCEL=auto|kvm|tcg  see molecule/scripts/vm.sh
 set -euo pipefail
@@ -24,12 +24,7 @@ t0=$(date +%s)
 bash molecule/scripts/build-image.sh
 t_image=$(( $(date +%s) - t0 ))
 
-if [ -n "${MOLECULE_SCENARIOS:-}" ]; then
-  read -r -a scenarios <<<"$MOLECULE_SCENARIOS"
-else
-  scenarios=()
-  for f in molecule/*/molecule.yml; do scenarios+=("$(basename "$(dirname "$f")")"); done
-fi
+read -r -a scenarios <<<"${MOLECULE_SCENARIOS:-default}"
 
 rc=0
 summary=()

@@ -6,7 +6,7 @@ PKGS=(
   iproute2 iptables            # network lab: namespaces, veth, bridge, iptables as the SG
   dnsmasq-base bind9-dnsutils  # real DNS server standing in for CoreDNS, dig for humans
   docker-registry skopeo       # real registry for image manifests, skopeo for the benchmark
-  qemu-system-x86 qemu-utils debootstrap  # local VMs for molecule
+  qemu-system-x86 qemu-utils debootstrap e2fsprogs openssh-client  # local VMs for molecule
   rsync git make
 )
 missing=()

@@ -23,7 +23,7 @@ INCLUDE=(
   containerd runc chrony iptables ca-certificates gnupg curl apt-transport-https
   linux-image-cloud-amd64 initramfs-tools
 )
-RECIPE_VERSION=5
+RECIPE_VERSION=6
 STAMP_VALUE="$(printf '%s\n' "$RECIPE_VERSION" "$SUITE" "$SIZE" "${INCLUDE[*]}" | sha256sum | cut -c1-16)"
 
 log() { printf '[build-image %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
@@ -91,7 +91,8 @@ cat >"$ROOTFS/etc/fstab" <<'F'
 /dev/vda / ext4 rw,errors=remount-ro 0 1
 /swapfile none swap sw 0 0
 F
-dd if=/dev/zero of="$ROOTFS/swapfile" bs=1M count=64 status=none
+# random, not zero, content: mkfs.ext4 -d stores all-zero blocks as holes and swapon refuses files with holes
+dd if=/dev/urandom of="$ROOTFS/swapfile" bs=1M count=64 status=none
 chmod 600 "$ROOTFS/swapfile"
 mkswap "$ROOTFS/swapfile" >/dev/null
 

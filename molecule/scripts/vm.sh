@@ -40,13 +40,15 @@ start)
     append_extra=" ip=${MOLECULE_VM_LINK_IP}:::255.255.255.0::eth1:off"
   fi
   launch() {
+    smp="$cpus"
     case "$1" in
       kvm) accel=(-accel kvm -cpu "${MOLECULE_QEMU_CPU:-host}") ;;
-      tcg) accel=(-accel "tcg,thread=multi" -cpu max) ;;
+      # software emulation: one vCPU per VM (MOLECULE_TCG_CPUS) keeps a small, busy host responsive
+      tcg) accel=(-accel "tcg,thread=multi" -cpu max); smp="${MOLECULE_TCG_CPUS:-1}" ;;
       *) read -r -a accel <<<"$1" ;;
     esac
     rm -f "$dir/console.log" "$dir/pid"
-    qemu-system-x86_64 "${accel[@]}" -smp "$cpus" -m "$mem" -name "molecule-$name" \
+    qemu-system-x86_64 "${accel[@]}" -smp "$smp" -m "$mem" -name "molecule-$name" \
     -uuid "$(cat /proc/sys/kernel/random/uuid)" \
     -kernel "$IMG/vmlinuz" -initrd "$IMG/initrd.img" \
     -append "root=/dev/vda rw console=ttyS0 net.ifnames=0 systemd.hostname=$name$append_extra" \
