@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """A small, generic helper around the ``kubernetes`` client for this collection's checks.
 
-* ``api_client(kubeconfig, context, timeout)``: an ``ApiClient`` from a kubeconfig file (or the
+* ``api_client(kubeconfig, context, retries)``: an ``ApiClient`` from a kubeconfig file (or the
   default kubeconfig / in-cluster config) with bounded urllib3 retries;
 * ``K8s(client, timeout).call(fn, what, *args, **kw)``: one API call with a request timeout, every
   failure turned into ``K8sError`` carrying a one-line message (HTTP status and the API's ``Status``
@@ -81,23 +81,23 @@ def describe_error(exc, what="Kubernetes API call"):
     return "%s failed: %s: %s" % (what, type(exc).__name__, exc)
 
 
-def api_client(kubeconfig=None, context=None, timeout=10, retries=1):
+def api_client(kubeconfig=None, context=None, retries=1):
     """Build an ``ApiClient``; raises K8sError with a clear message."""
     if not HAS_KUBERNETES:
         raise K8sError("the kubernetes Python library is not installed")
+    cfg = kubernetes.client.Configuration()
     try:
-        if kubeconfig or context:
-            client = kubernetes.config.new_client_from_config(config_file=kubeconfig, context=context)
-        else:
-            try:
-                client = kubernetes.config.new_client_from_config()
-            except (ConfigException, OSError):
-                kubernetes.config.load_incluster_config()
-                client = kubernetes.client.ApiClient()
+        try:
+            kubernetes.config.load_kube_config(config_file=kubeconfig, context=context, client_configuration=cfg)
+        except (ConfigException, OSError):
+            if kubeconfig or context:
+                raise
+            kubernetes.config.load_incluster_config(client_configuration=cfg)
     except (ConfigException, OSError, ValueError, TypeError) as exc:
         raise K8sError("cannot load kubeconfig %s%s: %s" % (
             kubeconfig or "(default)", " context %s" % context if context else "", exc))
-    client.configuration.retries = retries
+    cfg.retries = retries  # read when the connection pool is built: set before ApiClient()
+    client = kubernetes.client.ApiClient(configuration=cfg)
     client.user_agent = "kubeadm_ec2.cluster"
     return client
 

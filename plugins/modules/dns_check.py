@@ -560,7 +560,7 @@ def main():
             out.update(node_result=result)
             ok_text = "%s: %s" % (result["node"], dnscheck.node_summary([result])[0].split(": ", 1)[1])
         elif mode == "cluster":
-            api = K8s(api_client(p["kubeconfig"], p["context"], p["api_timeout"]), p["api_timeout"])
+            api = K8s(api_client(p["kubeconfig"], p["context"]), p["api_timeout"])
             objs = read_cluster(api, p)
             state = dnscheck.summarize_cluster(objs, p["cluster_domain"])
             findings = dnscheck.cluster_findings(objs, state, p["dns_namespace"])
@@ -571,7 +571,7 @@ def main():
             if module.check_mode:
                 module.exit_json(changed=False, findings=[], pod_results=[], cleanup_errors=[],
                                  elapsed=0.0, msg="%s: check mode, probe pods not started" % CHECK)
-            api = K8s(api_client(p["kubeconfig"], p["context"], p["api_timeout"]), p["api_timeout"])
+            api = K8s(api_client(p["kubeconfig"], p["context"]), p["api_timeout"])
             pod_results, cleanup_errors = run_pods(module, api, plan)
             findings = dnscheck.pod_findings(pod_results, p["probe_namespace"], p["timeout"])
             out.update(pod_results=pod_results, cleanup_errors=cleanup_errors)

@@ -93,9 +93,9 @@ def test_blackholed_upstream_and_loop(tmp_path):
     host = task_results(run_lab.report, "Query cluster DNS from the node")
     assert sorted(host) == ["node1", "node2", "node3"]
     for node, result in host.items():
-        assert result["elapsed"] < TIMEOUT + 1.0, (node, result["elapsed"])
+        assert result["elapsed"] < TIMEOUT + 2.0, (node, result["elapsed"])
         slowest = max(q["ms"] for q in result["node_result"]["queries"])
-        assert TIMEOUT * 1000 - 50 <= slowest < TIMEOUT * 1000 + 500, (node, slowest)
+        assert TIMEOUT * 1000 - 50 <= slowest < TIMEOUT * 1000 + 1000, (node, slowest)
     loop = [f for f in res["findings"] if f["id"] == "COREDNS_NOT_READY"][0]
     assert "node1 -> 127.0.0.53, node2 -> 127.0.0.53, node3 -> 127.0.0.53" in loop["why"]
     assert "resolvConf: /run/systemd/resolve/resolv.conf" in loop["remediation"]
