@@ -19,7 +19,7 @@ description:
     match the architecture requested for its node group.
   - Read-only; supports check mode.
 author:
-  - kubeadm_ec2 maintainers
+  - kubeadm_ec2 maintainers (@kubeadm-ec2)
 options:
   instance_types:
     description: Instance type names, for example C(t3.medium) or C(t4g.medium).
