@@ -1,0 +1,379 @@
+"""`make demo`: the seeds' story on this machine, with no AWS account and no internet.
+
+1. provision with site.yml (provision part) against moto's EC2 server, with the seeds' security
+   group: SSH/6443 from the admin CIDR, NodePorts and UDP 4789 from anywhere, no self-reference;
+2. build the local lab from that security group (network namespaces as nodes, iptables as the SG,
+   dnsmasq as CoreDNS behind the service IP, Debian's registry holding marketplace:v1 for arm64 only,
+   the Kubernetes API fake describing the cluster) and run playbooks/validate.yml: it must fail with
+   SG_NO_SELF_REF (sg_audit, node_reachability), DNS_POD_UNREACHABLE (dns) and IMAGE_ARCH_MISMATCH
+   (image_arch), each with its fix;
+3. apply the fixes the way a user would (ec2_network_sg_self_reference=true through site.yml, a
+   multi-arch image pushed under the same tag), rebuild the lab's SG from EC2 and re-run validate:
+   it must pass.
+
+Exit status 0 only when every step behaves as described. Everything started is stopped and every
+namespace and temp file removed, also on failure or Ctrl-C.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+from tests.integration.moto_harness import MotoServer  # noqa: E402
+from tests.integration.registry_harness import Registry  # noqa: E402
+from tests.fakes.k8s_api import FakeKubeAPI  # noqa: E402
+from tests.lab.dnslab import DnsLab, LabKubelet  # noqa: E402
+from tests.lab.netlab import SELF  # noqa: E402
+
+CLUSTER = "seeds"
+ADMIN_CIDR = "203.0.113.0/24"
+VPC_CIDR = "10.231.0.0/16"
+SUBNET_CIDR = "10.231.0.0/24"  # the lab's node subnet: the SG's CIDR rules mean the same thing in both
+APP_NAMESPACE = "shop"
+EXPECTED_BROKEN = {
+    "sg_audit": {"SG_NO_SELF_REF"},
+    "node_reachability": {"SG_NO_SELF_REF"},
+    "dns": {"DNS_POD_UNREACHABLE"},
+    "image_arch": {"IMAGE_ARCH_MISMATCH"},
+}
+HEALTHY_COREFILE = """.:53 {
+    errors
+    health
+    ready
+    kubernetes cluster.local in-addr.arpa ip6.arpa {
+       pods insecure
+       fallthrough in-addr.arpa ip6.arpa
+    }
+    forward . %s
+    cache 30
+    loop
+    reload
+    loadbalance
+}
+"""
+
+
+class Out:
+    """Progress lines and tables; colours only on a terminal."""
+
+    def __init__(self, color):
+        self.color = color
+        self.t0 = time.monotonic()
+
+    def c(self, text, code):
+        return "\033[%sm%s\033[0m" % (code, text) if self.color else text
+
+    def step(self, n, total, text):
+        sys.stdout.write("%s %s ... " % (self.c("[%d/%d]" % (n, total), "1;34"), text))
+        sys.stdout.flush()
+        return time.monotonic()
+
+    def done(self, started, note=""):
+        print("%s (%.1fs)%s" % (self.c("done", "32"), time.monotonic() - started, " " + note if note else ""))
+
+    def fail(self, text):
+        print(self.c("FAILED", "1;31"))
+        print(self.c(text, "31"))
+
+    def table(self, headers, rows, widths):
+        def clip(text, width):
+            text = " ".join(str(text).split())
+            return text if len(text) <= width else text[: width - 1] + "~"
+
+        line = "  ".join(h.ljust(w) for h, w in zip(headers, widths))
+        print("    " + self.c(line, "1"))
+        for row in rows:
+            print("    " + "  ".join(clip(v, w).ljust(w) for v, w in zip(row, widths)))
+
+
+def status_word(out, status):
+    return {"passed": out.c("PASS", "1;32"), "failed": out.c("FAIL", "1;31")}.get(status, out.c(status.upper(), "33"))
+
+
+def print_report(out, title, report):
+    print()
+    print(out.c("== %s" % title, "1"))
+    for check in ("sg_audit", "node_reachability", "dns", "image_arch"):
+        res = report.get(check, {})
+        findings = res.get("findings", [])
+        errs = [f for f in findings if f.get("severity") == "error"]
+        print("  %s %-18s %s" % (status_word(out, res.get("status", "missing")), check,
+                                 "%d finding(s)" % len(errs) if errs else (res.get("msg", "").splitlines() or [""])[0]))
+        if errs:
+            out.table(["ID", "WHERE", "OBSERVED"],
+                      [(f["id"], f.get("where", ""), f["observed"]) for f in errs[:8]], [22, 26, 70])
+            fixes = []
+            for f in errs:
+                if f["remediation"] not in fixes:
+                    fixes.append(f["remediation"])
+            for fix in fixes[:3]:
+                print("    %s %s" % (out.c("fix:", "1;33"), " ".join(fix.split())[:220]))
+            if len(errs) > 8:
+                print("    ... and %d more (full report: JSON file)" % (len(errs) - 8))
+
+
+def lab_sg_from_ec2(ec2, group_id):
+    """The SG as EC2 holds it, in the lab's IpPermissions model (self-reference -> SELF)."""
+    group = ec2.describe_security_groups(GroupIds=[group_id])["SecurityGroups"][0]
+    perms = []
+    for perm in group["IpPermissions"]:
+        out = {"IpProtocol": perm["IpProtocol"], "IpRanges": [{"CidrIp": r["CidrIp"]} for r in perm.get("IpRanges", [])]}
+        if "FromPort" in perm:
+            out["FromPort"], out["ToPort"] = perm["FromPort"], perm["ToPort"]
+        pairs = [p for p in perm.get("UserIdGroupPairs", []) if p.get("GroupId") == group_id]
+        if pairs:
+            out["UserIdGroupPairs"] = [{"GroupId": SELF}]
+        perms.append(out)
+    return perms
+
+
+def run_ansible(playbook, inventory, extra_vars, env, args=(), log=None, timeout=600):
+    bindir = os.path.dirname(sys.executable)
+    cmd = [os.path.join(bindir, "ansible-playbook"), "-i", inventory, playbook, "-e", json.dumps(extra_vars)]
+    cmd += list(args)
+    started = time.monotonic()
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          timeout=timeout, check=False)
+    if log:
+        with open(log, "a") as fh:
+            fh.write("$ %s\n%s\n" % (" ".join(cmd[:3] + cmd[4:5]), proc.stdout))
+    return proc.returncode, proc.stdout, time.monotonic() - started
+
+
+class Demo:
+    def __init__(self, out, workdir, keep_log=None):
+        self.out = out
+        self.work = workdir
+        self.log = keep_log or os.path.join(workdir, "ansible.log")
+        self.timings = {}
+        self.reports = {}
+
+    # -- pieces -------------------------------------------------------------------------------
+    def provision(self, moto, self_reference):
+        key = os.path.join(self.work, "id_ed25519")
+        if not os.path.exists(key):
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key], check=True)
+        extra = dict(moto.extra_vars())
+        extra.update({
+            "kubeadm_ec2_cluster_name": CLUSTER,
+            "kubeadm_ec2_admin_cidr": ADMIN_CIDR,
+            "ec2_network_vpc_cidr": VPC_CIDR,
+            "ec2_network_subnets": [{"cidr": SUBNET_CIDR, "az": ""}],
+            "ec2_network_sg_self_reference": self_reference,
+            # the seeds' allow-list: NodePorts and VXLAN from anywhere
+            "ec2_network_nodeport_cidrs": ["0.0.0.0/0"],
+            "ec2_network_sg_extra_rules": [{"proto": "udp", "ports": [4789], "cidr_ip": "0.0.0.0/0",
+                                            "rule_desc": "Calico VXLAN (seed rule)"}],
+            "ec2_nodes_ami_owners": ["137112412989"],
+            "ec2_nodes_ami_name_pattern": "al2022-ami-2022.0.*-kernel-5.15-*",
+            "ec2_nodes_ssh_public_key_file": key + ".pub",
+        })
+        inv = os.path.join(self.work, "localhost.ini")
+        with open(inv, "w") as fh:
+            fh.write("localhost ansible_connection=local ansible_python_interpreter=%s\n" % sys.executable)
+        env = self.env(moto)
+        rc, text, wall = run_ansible("site.yml", inv, extra, env, args=["--tags", "provision"], log=self.log)
+        if rc != 0:
+            raise DemoError("site.yml (provision) failed, see %s:\n%s" % (self.log, text[-3000:]))
+        return wall
+
+    def env(self, moto):
+        env = moto.env()
+        env.update({"ANSIBLE_CONFIG": os.path.join(ROOT, "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
+                    "ANSIBLE_FORKS": "20", "ANSIBLE_HOST_KEY_CHECKING": "False",
+                    "PATH": os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")})
+        return env
+
+    def cluster_objects(self, dnslab, registry, fixed):
+        """The cluster as the API fake serves it: the lab's nodes and CoreDNS, the shop's Deployment."""
+        objs = dnslab.k8s_objects(corefile=HEALTHY_COREFILE % dnslab.upstream_ip)
+        image = "%s/marketplace:v1" % registry.host
+        labels = {"app": "marketplace"}
+        objs.append({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": APP_NAMESPACE}})
+        objs.append({"apiVersion": "apps/v1", "kind": "Deployment",
+                     "metadata": {"name": "marketplace", "namespace": APP_NAMESPACE, "labels": labels},
+                     "spec": {"replicas": 1, "selector": {"matchLabels": labels},
+                              "template": {"metadata": {"labels": labels},
+                                           "spec": {"containers": [{"name": "web", "image": image,
+                                                                    "ports": [{"containerPort": 8080}]}]}}}})
+        waiting = {"reason": "ErrImagePull",
+                   "message": "failed to pull and unpack image \"%s\": no match for platform in manifest: not found"
+                              % image}
+        state = {"running": {"startedAt": "2026-01-01T00:00:00Z"}} if fixed else {"waiting": waiting}
+        objs.append({"apiVersion": "v1", "kind": "Pod",
+                     "metadata": {"name": "marketplace-5d9c7b6f4-abcde", "namespace": APP_NAMESPACE,
+                                  "labels": labels,
+                                  "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                                                       "name": "marketplace-5d9c7b6f4", "uid": "rs-1",
+                                                       "controller": True}]},
+                     "spec": {"nodeName": "node2", "containers": [{"name": "web", "image": image,
+                                                                   "ports": [{"containerPort": 8080}]}]},
+                     "status": {"phase": "Running" if fixed else "Pending", "podIP": "192.168.2.20",
+                                "containerStatuses": [{"name": "web", "image": image, "ready": fixed,
+                                                       "restartCount": 0, "state": state}]}})
+        return objs
+
+    def validate(self, moto, dnslab, api, registry, sg_id, name):
+        inv = os.path.join(self.work, "lab-inventory.json")
+        kubeconfig = api.write_kubeconfig(os.path.join(self.work, "kubeconfig"))
+        report_file = os.path.join(self.work, "report-%s.json" % name)
+        extra = dict(moto.extra_vars())
+        extra.update({
+            "kubeadm_ec2_cluster_name": CLUSTER,
+            "validate_report_file": report_file,
+            "validate_network_security_group_id": sg_id,
+            "validate_network_calico_encapsulation": "IPIP",
+            "validate_network_probe_timeout": 1.5,
+            "validate_network_become": False,
+            "validate_dns_kubeconfig": kubeconfig,
+            "validate_dns_external_name": sorted(dnslab.upstream_records)[0],
+            "validate_dns_timeout": 1.5,
+            "validate_dns_probe_timeout": 30,
+            "validate_images_kubeconfig": kubeconfig,
+            "validate_images_namespaces": [APP_NAMESPACE],
+            "validate_images_insecure_registries": [registry.host],
+        })
+        dnslab.write_inventory(inv, python=sys.executable)
+        if os.path.exists(report_file):
+            os.unlink(report_file)
+        rc, text, wall = run_ansible(os.path.join("playbooks", "validate.yml"), inv, extra, self.env(moto),
+                                     log=self.log)
+        if not os.path.exists(report_file):
+            raise DemoError("validate.yml wrote no report (rc=%d), see %s:\n%s" % (rc, self.log, text[-4000:]))
+        with open(report_file) as fh:
+            report = json.load(fh)
+        return rc, report, wall
+
+
+class DemoError(Exception):
+    pass
+
+
+def check_broken(report):
+    problems = []
+    for check, ids in EXPECTED_BROKEN.items():
+        res = report.get(check, {})
+        got = {f["id"] for f in res.get("findings", []) if f.get("severity") == "error"}
+        if res.get("status") != "failed":
+            problems.append("%s should have failed (status %s)" % (check, res.get("status")))
+        elif not ids <= got:
+            problems.append("%s should report %s, reported %s" % (check, sorted(ids), sorted(got)))
+    return problems
+
+
+def check_fixed(report):
+    return ["%s should pass after the fixes (status %s: %s)" % (c, r.get("status"), (r.get("msg") or "")[:300])
+            for c, r in sorted(report.items()) if r.get("status") != "passed"]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--no-color", action="store_true", help="plain output even on a terminal")
+    parser.add_argument("--json", metavar="FILE", help="also write both validate reports and timings here")
+    parser.add_argument("--log", metavar="FILE", help="keep the ansible output in FILE")
+    opts = parser.parse_args(argv)
+    out = Out(color=sys.stdout.isatty() and not opts.no_color and os.environ.get("NO_COLOR") is None)
+    if os.geteuid() != 0:
+        print("the demo needs root: it creates network namespaces and iptables rules inside them")
+        return 2
+    work = tempfile.mkdtemp(prefix="kubeadm-ec2-demo-")
+    demo = Demo(out, work, keep_log=opts.log)
+    total = 7
+    moto = registry = dnslab = api = None
+    kubelet = None
+    started_all = time.monotonic()
+    try:
+        t = out.step(1, total, "starting the local EC2 emulator (moto) and the registry")
+        moto = MotoServer().start()
+        registry = Registry().start()
+        registry.push_image("marketplace", "v1", arch="arm64")
+        out.done(t, "moto %s, registry %s, marketplace:v1 pushed for arm64 only" % (moto.endpoint_url, registry.host))
+
+        t = out.step(2, total, "site.yml --tags provision with the seeds' security group (no self-reference)")
+        demo.timings["provision_seed"] = demo.provision(moto, self_reference=False)
+        ec2 = moto.client("ec2")
+        sg_id = ec2.describe_security_groups(Filters=[
+            {"Name": "tag:kubeadm_ec2/cluster", "Values": [CLUSTER]}])["SecurityGroups"][0]["GroupId"]
+        n_inst = sum(len(r["Instances"]) for r in ec2.describe_instances(Filters=[
+            {"Name": "tag:kubeadm_ec2/cluster", "Values": [CLUSTER]}])["Reservations"])
+        out.done(t, "%s, %d instances" % (sg_id, n_inst))
+
+        t = out.step(3, total, "building the lab from that SG (3 node namespaces, dnsmasq CoreDNS, API fake)")
+        dnslab = DnsLab(nodes=3, sg=lab_sg_from_ec2(ec2, sg_id), coredns_nodes=("node1", "node2")).start()
+        api = FakeKubeAPI().start()
+        api.cluster.add_all(demo.cluster_objects(dnslab, registry, fixed=False))
+        kubelet = LabKubelet(dnslab)
+        api.cluster.on_create["pods"] = kubelet
+        out.done(t, "prefix %s" % dnslab.prefix)
+
+        t = out.step(4, total, "playbooks/validate.yml on the seeds' cluster (must fail)")
+        rc, report, wall = demo.validate(moto, dnslab, api, registry, sg_id, "broken")
+        demo.timings["validate_broken"] = wall
+        demo.reports["broken"] = report
+        problems = check_broken(report) + (["validate.yml exited 0 on a broken cluster"] if rc == 0 else [])
+        if problems:
+            out.fail("\n".join(problems))
+            print_report(out, "validate: seeds' cluster", report)
+            return 1
+        out.done(t, "failed as expected in %.1fs" % wall)
+        print_report(out, "validate: seeds' cluster (as expected: broken)", report)
+        print()
+
+        t = out.step(5, total, "fix 1: site.yml --tags provision -e ec2_network_sg_self_reference=true")
+        demo.timings["provision_fix"] = demo.provision(moto, self_reference=True)
+        dnslab.lab.apply_sg(lab_sg_from_ec2(ec2, sg_id))
+        out.done(t, "the lab's iptables now follow the fixed EC2 SG")
+
+        t = out.step(6, total, "fix 2: push marketplace:v1 for linux/amd64 and linux/arm64 (OCI index)")
+        registry.push_index("marketplace", "v1", ["amd64", "arm64"])
+        for obj in demo.cluster_objects(dnslab, registry, fixed=True):
+            if obj["kind"] == "Pod" and obj["metadata"]["namespace"] == APP_NAMESPACE:
+                api.cluster.add(obj)  # the rollout: the pod now runs
+        out.done(t)
+
+        t = out.step(7, total, "playbooks/validate.yml after the fixes (must pass)")
+        rc, report, wall = demo.validate(moto, dnslab, api, registry, sg_id, "fixed")
+        demo.timings["validate_fixed"] = wall
+        demo.reports["fixed"] = report
+        problems = check_fixed(report) + (["validate.yml failed after the fixes"] if rc != 0 else [])
+        if problems:
+            out.fail("\n".join(problems))
+            print_report(out, "validate: after the fixes", report)
+            return 1
+        out.done(t, "passed in %.1fs" % wall)
+        print_report(out, "validate: after the fixes", report)
+        print()
+        demo.timings["total"] = time.monotonic() - started_all
+        print(out.c("The story holds: the seeds' outages were caught with their fixes, and the fixed cluster "
+                    "validates clean.", "1;32"))
+        print("timings: " + ", ".join("%s %.1fs" % kv for kv in demo.timings.items()))
+        return 0
+    except DemoError as exc:
+        out.fail(str(exc))
+        return 1
+    finally:
+        if opts.json:
+            with open(opts.json, "w") as fh:
+                json.dump({"timings": demo.timings, "reports": demo.reports}, fh, indent=1)
+        if kubelet is not None:
+            kubelet.join()
+        for thing in (api, dnslab, registry, moto):
+            if thing is not None:
+                try:
+                    thing.stop()
+                except Exception as exc:  # keep cleaning up the rest
+                    print("cleanup: %s" % exc)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
