@@ -1,5 +1,8 @@
 """Provisioning (site.yml / playbooks/provision.yml) and teardown against moto's EC2 server.
 
+The first run goes through site.yml --tags provision (once playbooks/install.yml and validate.yml exist;
+before that through playbooks/provision.yml), the later ones through playbooks/provision.yml.
+
 One moto_server for the module; the tests run in file order: provision, inspect with boto3,
 idempotence, check mode, SG rule removal/re-adding, inventory, teardown twice.
 """
@@ -61,8 +64,8 @@ def base_vars(tmp_path_factory):
     )
 
 
-def provision(moto, base_vars, check=False, **overrides):
-    playbook, args = _playbook()
+def provision(moto, base_vars, check=False, via_site=False, **overrides):
+    playbook, args = _playbook() if via_site else ("playbooks/provision.yml", [])
     return run_playbook(playbook, moto, extra_vars=dict(base_vars, **overrides), check=check, args=args)
 
 
@@ -105,7 +108,7 @@ def first_run(moto, base_vars):
     client = moto.client("ec2")
     other = client.create_vpc(CidrBlock="10.99.0.0/16")["Vpc"]["VpcId"]
     client.create_tags(Resources=[other], Tags=[{"Key": TAG, "Value": "someone-else"}])
-    result = provision(moto, base_vars)
+    result = provision(moto, base_vars, via_site=True)
     assert result.returncode == 0 and result.failures() == 0, result
     return {"result": result, "bystander_vpc": other}
 

@@ -40,6 +40,10 @@ CASES = {
         {"ec2_network_nodeport_cidrs": ["anywhere"]},
         "Stop: ec2_network_nodeport_cidrs[] = 'anywhere' is not a valid IPv4 CIDR",
     ),
+    "empty_egress": (
+        {"ec2_network_egress_cidrs": []},
+        "Stop: ec2_network_egress_cidrs is empty; the nodes need egress (at least tcp 443",
+    ),
     "worker_count_zero": (
         {"ec2_nodes_worker_count": 0},
         "Stop: ec2_nodes_worker_count is 0; it must be at least 1",
