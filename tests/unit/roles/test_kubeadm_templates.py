@@ -165,3 +165,13 @@ def test_init_and_join_guards():
     join = task_by_name("kubeadm", "join.yml", "Run kubeadm join")
     assert join["ansible.builtin.command"]["creates"] == "/etc/kubernetes/kubelet.conf"
     assert join["no_log"] == "{{ kubeadm_no_log }}"
+
+
+def test_join_is_skipped_in_check_mode_and_cleans_up_the_token_file():
+    block = task_by_name("kubeadm", "join.yml", "Join this node to the cluster")
+    assert block["when"] == ["not kubeadm_kubelet_conf.stat.exists", "not ansible_check_mode"]
+    (cleanup,) = block["always"]
+    assert cleanup["ansible.builtin.file"] == {"path": "{{ kubeadm_join_config_path }}", "state": "absent"}
+    token = task_by_name("kubeadm", "join.yml", "Create a fresh bootstrap token on the first control-plane node")
+    assert token["delegate_to"] == "{{ kubeadm_first_control_plane }}"
+    assert token["no_log"] == "{{ kubeadm_no_log }}"
