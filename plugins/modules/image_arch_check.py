@@ -338,6 +338,8 @@ def run(module):
         except Exception as exc:  # pylint: disable=broad-except
             module.fail_json(msg="%s: reading the cluster through %s failed: %s" % (CHECK, p["kubeconfig"], exc))
 
+    # a node known both from facts and from the cluster is listed once
+    nodes_by_arch = dict((arch, sorted(set(names))) for arch, names in nodes_by_arch.items())
     if not nodes_by_arch:
         module.fail_json(msg="%s: no node architectures: give node_arches or nodes, or a kubeconfig with "
                              "cluster_reads including nodes" % CHECK)
