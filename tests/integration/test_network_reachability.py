@@ -112,9 +112,26 @@ def test_seed_sg_fails_with_findings_per_pair():
     assert "node1 (10.231.0.12) -> node2 (10.231.0.13)" in res["msg"]
 
 
+def _namespaces(prefix):
+    out = subprocess.run(["ip", "netns", "list"], stdout=subprocess.PIPE, text=True).stdout
+    return [line.split()[0] for line in out.splitlines() if line.startswith(prefix + "-")]
+
+
 def test_healthy_sg_passes_quietly_with_matrix():
     with NetLab(3, sg=HEALTHY_SG) as lab:
         rc, res, wall, out = run_reachability(lab)
+        # the listeners ended at collect; async_wrapper's watchdog polls every 5 s, so it may take
+        # that long to notice: nothing of ours is left running inside the nodes after that
+        deadline = time.time() + 10
+        while True:
+            left = dict((n["ns"], subprocess.run(["ip", "netns", "pids", n["ns"]], stdout=subprocess.PIPE,
+                                                 text=True).stdout.split()) for n in lab.nodes)
+            if not any(left.values()) or time.time() > deadline:
+                break
+            time.sleep(0.5)
+        assert not any(left.values()), [subprocess.run(["ps", "-o", "pid,etime,args", "-p", p], stdout=subprocess.PIPE,
+                                                       text=True).stdout for v in left.values() for p in v]
+    assert _namespaces(lab.prefix) == []
     assert rc == 0, out
     assert res["findings"] == []
     assert res["summary"]["blocked"] == 0 and res["summary"]["unknown"] == 0
@@ -142,10 +159,16 @@ def test_only_ipip_blocked_names_ipip_and_mode():
 
 
 def test_blackhole_node_ends_within_timeout_with_finding():
-    with NetLab(3, sg=HEALTHY_SG) as lab:
-        lab.blackhole("node3")
-        rc, res, wall, out = run_reachability(lab, timeout=120)
+    lab = NetLab(3, sg=HEALTHY_SG)
+    with pytest.raises(AssertionError):
+        with lab:
+            lab.blackhole("node3")
+            rc, res, wall, out = run_reachability(lab, timeout=120)
+            probe_done = wall
+            raise AssertionError("a failing test body still tears the lab down")
+    assert _namespaces(lab.prefix) == []
     assert rc != 0, out
+    assert probe_done < 60
     ids = [(f["id"], f["where"]) for f in res["findings"] if f["severity"] == "error"]
     assert ids == [("NODE_UNREACHABLE", "node3")], out
     assert res["matrix"]["node1"]["node2"] == "ok"

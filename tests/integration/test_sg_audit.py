@@ -17,6 +17,7 @@ import urllib.request
 
 import pytest
 
+from tests.fakes.k8s_api import FakeKubeAPI
 from tests.lab.netlab import HEALTHY_SG, SEED_SG, SELF
 
 boto3 = pytest.importorskip("boto3")
@@ -113,7 +114,12 @@ SCENARIOS = {
     "nonencap-srcdst-off": (HEALTHY_SG, False, True, "None"),
     "egress-closed": (HEALTHY_SG, True, False, "IPIP"),
     "ssh-world": (HEALTHY_SG + OPEN_SSH, True, True, "IPIP"),
+    # parameter says IPIP, the cluster's IPPool says VXLAN (read through the kubernetes client)
+    "seed-ippool-vxlan": (SEED_SG, True, True, "IPIP"),
 }
+IPPOOL = {"apiVersion": "crd.projectcalico.org/v1", "kind": "IPPool",
+          "metadata": {"name": "default-ipv4-ippool"},
+          "spec": {"cidr": "192.168.0.0/16", "ipipMode": "Never", "vxlanMode": "Always", "natOutgoing": True}}
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +129,11 @@ def audited(moto):
     cases = [{"name": name, "filters": {"tag:kubeadm_ec2/cluster": "t-" + name}, "calico_encapsulation": enc}
              for name, (_i, _s, _g, enc) in SCENARIOS.items()]
     tmp = tempfile.mkdtemp(prefix="ksgaudit-")
+    api = FakeKubeAPI().start()
     try:
+        api.cluster.add(IPPOOL, plural="ippools")
+        [case for case in cases if case["name"] == "seed-ippool-vxlan"][0]["kubeconfig"] = \
+            api.write_kubeconfig(os.path.join(tmp, "kubeconfig"))
         result_file = os.path.join(tmp, "result.json")
         evars = {"kubeadm_ec2_endpoint_url": moto, "kubeadm_ec2_region": REGION, "sg_audit_cases": cases,
                  "sg_audit_result_file": result_file, "validate_network_cluster_name": "t-healthy",
@@ -137,6 +147,7 @@ def audited(moto):
         with open(result_file) as fh:
             results = json.load(fh)
     finally:
+        api.stop()
         shutil.rmtree(tmp, ignore_errors=True)
     return {"rc": proc.returncode, "out": proc.stdout, "results": results, "clusters": clusters}
 
@@ -209,3 +220,11 @@ def test_ssh_open_to_world_is_a_warning(audited):
         "aws ec2 revoke-security-group-ingress --group-id %s --ip-permissions "
         "'IpProtocol=tcp,FromPort=22,ToPort=22,IpRanges=[{CidrIp=0.0.0.0/0}]'" % sg)
     assert "(1 warning(s))" in res["msg"]
+
+
+def test_encapsulation_read_from_cluster_ippools(audited):
+    res = audited["results"]["seed-ippool-vxlan"]
+    assert res["calico_encapsulation"] == "VXLAN"
+    assert res["calico_encapsulation_source"] == "cluster IPPools: default-ipv4-ippool=VXLAN"
+    # the seed SG allows udp/4789: only the missing self-reference remains (IPIP from the parameter would add two)
+    assert _ids(res) == ["SG_NO_SELF_REF"]
