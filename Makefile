@@ -69,6 +69,9 @@ sanity: setup $(SANITY_VENV)/.stamp
 	@mkdir -p $$HOME/.ansible/test/cache && cp scripts/ansible_test_get_pip.py $$HOME/.ansible/test/cache/get_pip_24_2.py
 	@rm -rf .build && mkdir -p $(SANITY_ROOT)
 	@git ls-files -co --exclude-standard | grep -v '^\.collections' | rsync -a --files-from=- ./ $(SANITY_ROOT)/
+	@# dependencies the modules import (amazon.aws module_utils), from the ansible package
+	@mkdir -p .build/ansible_collections/amazon && \
+	  ln -sfn $(CURDIR)/$(VENV)/lib/python3.11/site-packages/ansible_collections/amazon/aws .build/ansible_collections/amazon/aws
 	@set -o pipefail; cd $(SANITY_ROOT) && git init -q && git add -A >/dev/null && \
 	  $(CURDIR)/$(SANITY_VENV)/bin/ansible-test sanity --local --python 3.11 --color no 2>&1 | grep -v "^WARNING: Location"
 

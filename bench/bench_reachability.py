@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Wall time of the full node-to-node matrix (validate_network reachability phases through
 ansible-playbook) on N lab nodes (network namespaces, real kernel, iptables SG).
 
@@ -17,7 +16,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, ".collections"))
 sys.path.insert(0, ROOT)
 
-import tests.conftest  # noqa: E402,F401  (collection symlink)
+import tests.conftest  # noqa: E402,F401  pylint: disable=unused-import  (collection symlink)
 from tests.integration.test_network_reachability import run_reachability  # noqa: E402
 from tests.lab.netlab import HEALTHY_SG, SEED_SG, NetLab  # noqa: E402
 

@@ -7,7 +7,7 @@ PKGS=(
   dnsmasq-base bind9-dnsutils  # real DNS server standing in for CoreDNS, dig for humans
   docker-registry skopeo       # real registry for image manifests, skopeo for the benchmark
   qemu-system-x86 qemu-utils debootstrap e2fsprogs openssh-client  # local VMs for molecule
-  rsync git make
+  rsync git make shellcheck    # shellcheck: ansible-test sanity lints our shell scripts
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from tests.lab.netlab import HEALTHY_SG, SEED_SG, SELF_REF_RULE, NetLab  # noqa: F401
+from tests.lab.netlab import HEALTHY_SG, SEED_SG, NetLab
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PLAYBOOK = os.path.join(ROOT, "tests", "integration", "playbooks", "network_reachability.yml")
@@ -50,7 +50,7 @@ def run_reachability(lab, extra_vars=None, control_planes=1, timeout=300):
         start = time.time()
         proc = subprocess.run(
             [os.path.join(BIN, "ansible-playbook"), "-i", inv, PLAYBOOK, "-e", json.dumps(evars)],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=timeout)
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=timeout, check=False)
         wall = time.time() - start
         result, failures = {}, []
         try:
@@ -64,8 +64,8 @@ def run_reachability(lab, extra_vars=None, control_planes=1, timeout=300):
                         failures.append("%s | %s: %s" % (task["task"]["name"], host, res.get("msg")))
                     if task["task"]["name"].endswith("Analyse the node-to-node matrix"):
                         result = res
-        out = "rc=%d\n%s\n%s\n%s" % (proc.returncode, "\n".join(failures), proc.stderr[-3000:],
-                                       "" if doc.get("plays") else proc.stdout[-3000:])
+        tail = "" if doc.get("plays") else proc.stdout[-3000:]
+        out = "rc=%d\n%s\n%s\n%s" % (proc.returncode, "\n".join(failures), proc.stderr[-3000:], tail)
         return proc.returncode, result, wall, out
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -113,7 +113,7 @@ def test_seed_sg_fails_with_findings_per_pair():
 
 
 def _namespaces(prefix):
-    out = subprocess.run(["ip", "netns", "list"], stdout=subprocess.PIPE, text=True).stdout
+    out = subprocess.run(["ip", "netns", "list"], stdout=subprocess.PIPE, text=True, check=False).stdout
     return [line.split()[0] for line in out.splitlines() if line.startswith(prefix + "-")]
 
 
@@ -125,12 +125,12 @@ def test_healthy_sg_passes_quietly_with_matrix():
         deadline = time.time() + 10
         while True:
             left = dict((n["ns"], subprocess.run(["ip", "netns", "pids", n["ns"]], stdout=subprocess.PIPE,
-                                                 text=True).stdout.split()) for n in lab.nodes)
+                                                 text=True, check=False).stdout.split()) for n in lab.nodes)
             if not any(left.values()) or time.time() > deadline:
                 break
             time.sleep(0.5)
         assert not any(left.values()), [subprocess.run(["ps", "-o", "pid,etime,args", "-p", p], stdout=subprocess.PIPE,
-                                                       text=True).stdout for v in left.values() for p in v]
+                                                       text=True, check=False).stdout for v in left.values() for p in v]
     assert _namespaces(lab.prefix) == []
     assert rc == 0, out
     assert res["findings"] == []

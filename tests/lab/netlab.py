@@ -43,7 +43,7 @@ HEALTHY_SG = SEED_SG + [SELF_REF_RULE]
 def run(cmd, check=True, ns=None, **kw):
     if ns:
         cmd = ["ip", "netns", "exec", ns] + list(cmd)
-    res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=30, **kw)
+    res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=30, check=False, **kw)
     if check and res.returncode != 0:
         raise RuntimeError("command failed (%d): %s\n%s" % (res.returncode, " ".join(cmd), res.stderr.strip()))
     return res
