@@ -8,6 +8,7 @@ import os
 from itertools import chain, islice
 
 import jinja2
+from jinja2.lexer import TOKEN_STRING, TOKEN_VARIABLE_BEGIN, TOKEN_VARIABLE_END, Lexer
 import yaml
 from jinja2.nativetypes import NativeEnvironment
 
@@ -36,9 +37,41 @@ def _setup(env):
     return env
 
 
+class _AnsibleLikeLexer(Lexer):
+    """Like ansible-core's AnsibleLexer: backslashes in string constants inside {{ }} are kept as written
+    ('\\1' stays a regex backreference); inside {% %} statements Jinja's escape processing applies."""
+
+    def tokeniter(self, *args, **kwargs):
+        in_variable = False
+        for token in super().tokeniter(*args, **kwargs):
+            if token[1] == TOKEN_VARIABLE_BEGIN:
+                in_variable = True
+            elif token[1] == TOKEN_VARIABLE_END:
+                in_variable = False
+            elif in_variable and token[1] == TOKEN_STRING:
+                token = token[0], token[1], token[2].replace("\\", "\\\\")
+            yield token
+
+
+class _LexerMixin:
+    @property
+    def lexer(self):
+        if "_ansible_like_lexer" not in self.__dict__:
+            self.__dict__["_ansible_like_lexer"] = _AnsibleLikeLexer(self)
+        return self.__dict__["_ansible_like_lexer"]
+
+
+class _TextEnvironment(_LexerMixin, jinja2.Environment):
+    pass
+
+
+class _NativeEnvironment(_LexerMixin, NativeEnvironment):
+    pass
+
+
 # ChainableUndefined: like Ansible, `a.b.c | default(x)` works when `a` is undefined.
-TEXT = _setup(jinja2.Environment(trim_blocks=True, undefined=jinja2.ChainableUndefined, keep_trailing_newline=True))
-NATIVE = _setup(NativeEnvironment(undefined=jinja2.ChainableUndefined))
+TEXT = _setup(_TextEnvironment(trim_blocks=True, undefined=jinja2.ChainableUndefined, keep_trailing_newline=True))
+NATIVE = _setup(_NativeEnvironment(undefined=jinja2.ChainableUndefined))
 
 
 def _lookup(name, *terms, **kwargs):
