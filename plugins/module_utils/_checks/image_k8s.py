@@ -3,56 +3,58 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Kubernetes reads for the image architecture check (the I/O side).
 
-Uses the official ``kubernetes`` client with ``_preload_content=False`` so the
-objects stay the plain API JSON that ``_checks/image.py`` also reads from
-manifest files. Every request has a timeout.
+Raw REST calls by path through ``module_utils/_k8s.py`` (the shared client helper), so the
+objects stay the plain API JSON that ``_checks/image.py`` also reads from manifest files, and
+no typed API class is imported (in recent ``kubernetes`` releases that import alone costs
+seconds). Every request has a timeout.
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import json
-
 from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils._checks.arch import normalize_arch
+from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils._k8s import (  # noqa: F401
+    HAS_KUBERNETES,
+    KUBERNETES_IMPORT_ERROR,
+    K8s,
+    api_client,
+)
 
-try:
-    from kubernetes import client as k8s_client
-    from kubernetes import config as k8s_config
-
-    HAS_KUBERNETES = True
-    KUBERNETES_IMPORT_ERROR = None
-except ImportError as _exc:  # pragma: no cover - reported by the module
-    HAS_KUBERNETES = False
-    KUBERNETES_IMPORT_ERROR = _exc
+# kind -> (API prefix, plural) of everything the check reads
+_PATHS = {
+    "Deployment": ("/apis/apps/v1", "deployments"),
+    "StatefulSet": ("/apis/apps/v1", "statefulsets"),
+    "DaemonSet": ("/apis/apps/v1", "daemonsets"),
+    "ReplicaSet": ("/apis/apps/v1", "replicasets"),
+    "Job": ("/apis/batch/v1", "jobs"),
+    "CronJob": ("/apis/batch/v1", "cronjobs"),
+    "Pod": ("/api/v1", "pods"),
+    "Event": ("/api/v1", "events"),
+}
+WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob", "Pod")
 
 
 class ClusterReader:
     """Lists nodes, workloads, pods and events as plain dicts."""
 
     def __init__(self, kubeconfig=None, context=None, timeout=10.0):
-        self.api = k8s_config.new_client_from_config(config_file=kubeconfig, context=context)
+        self.k8s = K8s(api_client(kubeconfig, context), timeout)
         self.timeout = timeout
-        self.core = k8s_client.CoreV1Api(self.api)
-        self.apps = k8s_client.AppsV1Api(self.api)
-        self.batch = k8s_client.BatchV1Api(self.api)
 
-    def _items(self, all_ns, namespaced, namespaces):
-        kwargs = {"_preload_content": False, "_request_timeout": self.timeout}
-        calls = [lambda: all_ns(**kwargs)] if not namespaces else [
-            (lambda ns=ns: namespaced(ns, **kwargs)) for ns in namespaces]
+    def _items(self, kind, namespaces):
+        prefix, plural = _PATHS[kind]
+        paths = ["%s/%s" % (prefix, plural)] if not namespaces else [
+            "%s/namespaces/%s/%s" % (prefix, ns, plural) for ns in namespaces]
         out = []
-        for call in calls:
-            data = json.loads(call().data.decode("utf-8"))
-            kind = (data.get("kind") or "").replace("List", "")
-            for item in data.get("items") or []:
-                item.setdefault("kind", kind)
+        for path in paths:
+            for item in self.k8s.list(path, "list %s" % plural):
+                item["kind"] = kind
                 out.append(item)
         return out
 
     def nodes(self):
-        resp = self.core.list_node(_preload_content=False, _request_timeout=self.timeout)
-        return json.loads(resp.data.decode("utf-8")).get("items") or []
+        return self.k8s.list("/api/v1/nodes", "list nodes")
 
     def node_arches(self):
         """{architecture: [node names]} from status.nodeInfo.architecture (label as fallback)."""
@@ -68,24 +70,12 @@ class ClusterReader:
 
     def workload_objects(self, namespaces=None):
         out = []
-        for kind, all_ns, namespaced in (
-                ("Deployment", self.apps.list_deployment_for_all_namespaces, self.apps.list_namespaced_deployment),
-                ("StatefulSet", self.apps.list_stateful_set_for_all_namespaces,
-                 self.apps.list_namespaced_stateful_set),
-                ("DaemonSet", self.apps.list_daemon_set_for_all_namespaces, self.apps.list_namespaced_daemon_set),
-                ("ReplicaSet", self.apps.list_replica_set_for_all_namespaces,
-                 self.apps.list_namespaced_replica_set),
-                ("Job", self.batch.list_job_for_all_namespaces, self.batch.list_namespaced_job),
-                ("CronJob", self.batch.list_cron_job_for_all_namespaces, self.batch.list_namespaced_cron_job),
-                ("Pod", self.core.list_pod_for_all_namespaces, self.core.list_namespaced_pod)):
-            for item in self._items(all_ns, namespaced, namespaces):
-                item["kind"] = kind
-                out.append(item)
+        for kind in WORKLOAD_KINDS:
+            out.extend(self._items(kind, namespaces))
         return out
 
     def pods(self, namespaces=None):
-        return [dict(p, kind="Pod") for p in self._items(self.core.list_pod_for_all_namespaces,
-                                                         self.core.list_namespaced_pod, namespaces)]
+        return self._items("Pod", namespaces)
 
     def events(self, namespaces=None):
-        return self._items(self.core.list_event_for_all_namespaces, self.core.list_namespaced_event, namespaces)
+        return self._items("Event", namespaces)
