@@ -17,7 +17,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-import tests.conftest  # noqa: E402,F401  (collection symlink)
+import tests.conftest  # noqa: E402,F401  # pylint: disable=unused-import
 from tests.integration.moto_harness import MotoServer, run_playbook  # noqa: E402
 
 EXTRA_VARS = {

@@ -16,7 +16,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, ".collections"))
 sys.path.insert(0, ROOT)
 
-import tests.conftest  # noqa: E402,F401  pylint: disable=unused-import  (collection symlink)
+import tests.conftest  # noqa: E402,F401  # pylint: disable=unused-import
 from tests.integration.test_network_reachability import run_reachability  # noqa: E402
 from tests.lab.netlab import HEALTHY_SG, SEED_SG, NetLab  # noqa: E402
 

@@ -349,7 +349,7 @@ def run_playbook(playbook: str, moto: "MotoServer | None" = None, extra_vars: di
     cmd += list(args or [])
     start = time.monotonic()
     try:
-        proc = subprocess.run(cmd, cwd=REPO_ROOT, env=run_env, capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(cmd, cwd=REPO_ROOT, env=run_env, capture_output=True, text=True, timeout=timeout, check=False)
     finally:
         if tmp is not None:
             os.unlink(tmp.name)

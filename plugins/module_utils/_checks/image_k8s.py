@@ -21,6 +21,9 @@ from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils._k8s import ( 
     api_client,
 )
 
+# HAS_KUBERNETES / KUBERNETES_IMPORT_ERROR are re-exported for the module's dependency check
+__all__ = ["ClusterReader", "HAS_KUBERNETES", "KUBERNETES_IMPORT_ERROR", "WORKLOAD_KINDS"]
+
 # kind -> (API prefix, plural) of everything the check reads
 _PATHS = {
     "Deployment": ("/apis/apps/v1", "deployments"),
