@@ -252,7 +252,7 @@ def test_aws_inventory_groups(moto, first_run):
     bindir = os.path.dirname(__import__("sys").executable)
     proc = subprocess.run(
         [os.path.join(bindir, "ansible-inventory"), "-i", "inventories/aws", "--list"],
-        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300,, check=False)
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stderr
     inv = json.loads(proc.stdout, object_hook=lambda d: d.get("__ansible_unsafe", d) if len(d) == 1 else d)
     assert sorted(inv["k8s_cluster"]["children"]) == ["control_plane", "workers"]
