@@ -144,7 +144,7 @@ chroot "$ROOTFS" apt-get clean
 : >"$ROOTFS/etc/machine-id"
 rm -f "$ROOTFS/var/lib/dbus/machine-id"
 
-KVER="$(ls "$ROOTFS/boot" | sed -n 's/^vmlinuz-//p' | sort -V | tail -n1)"
+KVER="$(find "$ROOTFS/boot" -maxdepth 1 -name 'vmlinuz-*' -printf '%f\n' | sed -n 's/^vmlinuz-//p' | sort -V | tail -n1)"
 [ -n "$KVER" ] || { log "no kernel in chroot /boot"; exit 1; }
 cp "$ROOTFS/boot/vmlinuz-$KVER" "$WORK/vmlinuz"
 cp "$ROOTFS/boot/initrd.img-$KVER" "$WORK/initrd.img"

@@ -35,14 +35,14 @@ def test_installation_uses_the_chosen_encapsulation(encapsulation):
 
 
 def test_pool_cidr_follows_the_kubeadm_pod_subnet():
-    _, inst = installation(kubeadm_pod_subnet="10.244.0.0/16")
+    inst = installation(kubeadm_pod_subnet="10.244.0.0/16")[1]
     assert inst["spec"]["calicoNetwork"]["ipPools"][0]["cidr"] == "10.244.0.0/16"
 
 
 @pytest.mark.parametrize("encapsulation", ENCAPSULATIONS)
 def test_encapsulation_needs_match_the_sg_audit(encapsulation):
     """What the calico role installs is what sg_audit checks the security group for."""
-    v, _ = installation(calico_encapsulation=encapsulation)
+    v = installation(calico_encapsulation=encapsulation)[0]
     needs = v["calico_encapsulation_requirements"][encapsulation]["sg_needs"]
     assert tuple(needs) == sg.MODE_NEEDS[encapsulation]
     protocols = {sg.ENCAP_NEEDS[n][:2] for n in needs}
@@ -64,7 +64,7 @@ def test_validate_network_reads_the_same_variable_with_the_same_default():
 
 
 def test_supported_encapsulations_and_argument_spec_choices_agree():
-    v, _ = installation()
+    v = installation()[0]
     spec = load_yaml("calico", "meta", "argument_specs.yml")["argument_specs"]["main"]["options"]
     assert spec["calico_encapsulation"]["choices"] == v["calico_supported_encapsulations"] == ENCAPSULATIONS
     assert set(v["calico_encapsulation_requirements"]) == set(ENCAPSULATIONS)
@@ -74,7 +74,7 @@ def test_supported_encapsulations_and_argument_spec_choices_agree():
                                        ("IPIPCrossSubnet", False), ("None", False)])
 def test_encapsulation_assert(value, ok):
     task = task_by_name("calico", "main.yml", "Stop if calico_encapsulation is not IPIP, VXLAN or VXLANCrossSubnet")
-    v, _ = installation()
+    v = installation()[0]
     v["calico_encapsulation"] = value
     assert all(expr("{{ %s }}" % cond, v) for cond in task["ansible.builtin.assert"]["that"]) is ok
     assert "calico_encapsulation" in task["name"]
@@ -82,5 +82,5 @@ def test_encapsulation_assert(value, ok):
 
 def test_calico_node_wait_is_bounded():
     task = task_by_name("calico", "install.yml", "Wait for calico-node to be ready on every node")
-    v, _ = installation()
+    v = installation()[0]
     assert expr("{{ %s }}" % task["retries"][3:-3], v) * task["delay"] == 600
