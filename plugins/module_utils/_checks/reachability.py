@@ -33,6 +33,8 @@ import struct
 import threading
 import time
 
+# The encapsulation protocols each Calico mode needs between nodes: one table, shared with sg_audit.
+from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils._checks.sg import MODE_NEEDS
 from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils._checks.findings import (
     WARNING,
     finding,
@@ -63,14 +65,6 @@ CHECKS = {
 }
 CHECK_ORDER = ("kubelet", "apiserver", "etcd-client", "etcd-peer", "bgp", "typha", "vxlan", "ipip", "ephemeral")
 
-# The encapsulation protocols each Calico mode needs between nodes.
-MODE_NEEDS = {
-    "IPIP": ("ipip", "bgp"),
-    "IPIPCrossSubnet": ("ipip", "bgp"),
-    "VXLAN": ("vxlan",),
-    "VXLANCrossSubnet": ("vxlan",),
-    "None": ("bgp",),
-}
 ENCAP_CHECKS = ("bgp", "vxlan", "ipip")
 IPIP_NOTE = (" (IP protocol 4 is probed in one direction per node pair: security groups track it by address pair,"
              " so the reverse direction would pass as a reply)")
