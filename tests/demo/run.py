@@ -254,6 +254,24 @@ class Demo:
         return rc, report, wall
 
 
+    def validate_step(self, started, lab, name, judge, title, done_text):
+        """Run validate.yml, judge its report (a list of problems), print the report; True when as expected."""
+        rc, report, wall = self.validate(*lab, name=name)
+        self.timings["validate_" + name] = wall
+        self.reports[name] = report
+        problems = judge(report)
+        if (rc == 0) != (name == "fixed"):
+            problems.append("validate.yml exited %d on the %s cluster" % (rc, name))
+        if problems:
+            self.out.fail("\n".join(problems))
+            print_report(self.out, title, report)
+            return False
+        self.out.done(started, "%s in %.1fs" % (done_text, wall))
+        print_report(self.out, title, report)
+        print()
+        return True
+
+
 class DemoError(Exception):
     pass
 
@@ -316,17 +334,9 @@ def main(argv=None):
         out.done(t, "prefix %s" % dnslab.prefix)
 
         t = out.step(4, total, "playbooks/validate.yml on the seeds' cluster (must fail)")
-        rc, report, wall = demo.validate(moto, dnslab, api, registry, sg_id, "broken")
-        demo.timings["validate_broken"] = wall
-        demo.reports["broken"] = report
-        problems = check_broken(report) + (["validate.yml exited 0 on a broken cluster"] if rc == 0 else [])
-        if problems:
-            out.fail("\n".join(problems))
-            print_report(out, "validate: seeds' cluster", report)
+        if not demo.validate_step(t, (moto, dnslab, api, registry, sg_id), "broken", check_broken,
+                                  "validate: seeds' cluster (as expected: broken)", "failed as expected"):
             return 1
-        out.done(t, "failed as expected in %.1fs" % wall)
-        print_report(out, "validate: seeds' cluster (as expected: broken)", report)
-        print()
 
         t = out.step(5, total, "fix 1: site.yml --tags provision -e ec2_network_sg_self_reference=true")
         demo.timings["provision_fix"] = demo.provision(moto, self_reference=True)
@@ -341,17 +351,9 @@ def main(argv=None):
         out.done(t)
 
         t = out.step(7, total, "playbooks/validate.yml after the fixes (must pass)")
-        rc, report, wall = demo.validate(moto, dnslab, api, registry, sg_id, "fixed")
-        demo.timings["validate_fixed"] = wall
-        demo.reports["fixed"] = report
-        problems = check_fixed(report) + (["validate.yml failed after the fixes"] if rc != 0 else [])
-        if problems:
-            out.fail("\n".join(problems))
-            print_report(out, "validate: after the fixes", report)
+        if not demo.validate_step(t, (moto, dnslab, api, registry, sg_id), "fixed", check_fixed,
+                                  "validate: after the fixes", "passed"):
             return 1
-        out.done(t, "passed in %.1fs" % wall)
-        print_report(out, "validate: after the fixes", report)
-        print()
         demo.timings["total"] = time.monotonic() - started_all
         print(out.c("The story holds: the seeds' outages were caught with their fixes, and the fixed cluster "
                     "validates clean.", "1;32"))

@@ -35,6 +35,9 @@ def test_demo_tells_the_story(tmp_path):
     assert "SG_NO_SELF_REF" in ids["sg_audit"]
     assert "SG_NO_SELF_REF" in ids["node_reachability"]
     assert "DNS_POD_UNREACHABLE" in ids["dns"]
+    # CoreDNS runs on node1 and node2: every cross-node pair times out, same-node queries answer
+    pairs = {f["where"] for f in broken["dns"]["findings"] if f["id"] == "DNS_POD_UNREACHABLE"}
+    assert pairs == {"node1 -> node2", "node2 -> node1", "node3 -> node1", "node3 -> node2"}
     assert ids["image_arch"] == {"IMAGE_ARCH_MISMATCH"}
     fixes = " ".join(f["remediation"] for res in broken.values() for f in res["findings"])
     assert "UserIdGroupPairs=[{GroupId=sg-" in fixes
