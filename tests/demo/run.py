@@ -110,7 +110,7 @@ def print_report(out, title, report):
                                  "%d finding(s)" % len(errs) if errs else (res.get("msg", "").splitlines() or [""])[0]))
         if errs:
             out.table(["ID", "WHERE", "OBSERVED"],
-                      [(f["id"], f.get("where", ""), f["observed"]) for f in errs[:8]], [20, 38, 72])
+                      [(f["id"], f.get("where", ""), f["observed"]) for f in errs[:8]], [24, 36, 70])
             fixes = []
             for f in errs:
                 if f["remediation"] not in fixes:
