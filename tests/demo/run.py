@@ -253,7 +253,6 @@ class Demo:
             report = json.load(fh)
         return rc, report, wall
 
-
     def validate_step(self, started, lab, name, judge, title, done_text):
         """Run validate.yml, judge its report (a list of problems), print the report; True when as expected."""
         rc, report, wall = self.validate(*lab, name=name)
