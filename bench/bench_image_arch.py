@@ -25,7 +25,7 @@ if not os.path.exists(os.path.join(ROOT, ".collections", "ansible_collections", 
     os.makedirs(os.path.join(ROOT, ".collections", "ansible_collections", "kubeadm_ec2"), exist_ok=True)
     os.symlink("../../..", os.path.join(ROOT, ".collections", "ansible_collections", "kubeadm_ec2", "cluster"))
 
-from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils._checks.registry import (  # noqa: E402
+from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.probes.registry import (  # noqa: E402
     RegistryClient,
     check_images,
 )

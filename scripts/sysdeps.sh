@@ -8,6 +8,9 @@ PKGS=(
   docker-registry skopeo       # real registry for image manifests, skopeo for the benchmark
   qemu-system-x86 qemu-utils debootstrap e2fsprogs openssh-client  # local VMs for molecule
   rsync git make shellcheck    # shellcheck: ansible-test sanity lints our shell scripts
+  containerd runc buildah      # reference image puller (ctr) and offline multi-arch image builds
+  nftables                     # fault injection: numgen random drops (no tc netem here)
+  chromium                     # headless rendering of the HTML report in tests
 )
 missing=()
 for p in "${PKGS[@]}"; do

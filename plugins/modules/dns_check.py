@@ -276,8 +276,8 @@ import uuid
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils._checks import dns as dnscheck
-from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils._checks.findings import (
+from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis import dns as dnscheck
+from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis.findings import (
     errors,
     summary_message,
 )
@@ -417,7 +417,7 @@ def _pod_outcome(pod):
 
 
 def run_pods(module, api, plan):
-    from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils._k8s import K8sError
+    from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.probes.k8s import K8sError
 
     p = module.params
     nodes = p["probe_nodes"] or [n["metadata"]["name"] for n in api.list("/api/v1/nodes", "list nodes")]
@@ -540,7 +540,7 @@ def main():
         module.fail_json(msg=missing_required_lib("dnspython"), exception=DNSPYTHON_IMPORT_ERROR)
     if mode in ("cluster", "pods"):
         # imported here: the host mode runs on the nodes, which need neither kubernetes nor its import time
-        from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils._k8s import (
+        from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.probes.k8s import (
             HAS_KUBERNETES,
             K8s,
             K8sError,

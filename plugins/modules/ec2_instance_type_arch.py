@@ -62,7 +62,7 @@ except ImportError:
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
-from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils._checks.arch import normalize_arch
+from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis.arch import normalize_arch
 
 
 def _normalise(arches):

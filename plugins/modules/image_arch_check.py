@@ -253,18 +253,18 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils._checks.arch import normalize_arch
-from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils._checks.findings import (
+from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis.arch import normalize_arch
+from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis.findings import (
     errors,
     summary_message,
 )
-from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils._checks.image import (
+from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis.image import (
     is_top_level,
     pull_errors_from_events,
     pull_errors_from_pods,
     workloads_from_objects,
 )
-from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils._checks.registry import (
+from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.probes.registry import (
     RegistryClient,
     check_images,
 )
@@ -318,7 +318,7 @@ def run(module):
         workloads.extend(workloads_from_objects(load_manifests(module, p["manifests"]), "manifest"))
 
     if p["kubeconfig"]:
-        from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils._checks import image_k8s
+        from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis import image_k8s
 
         if not image_k8s.HAS_KUBERNETES:
             module.fail_json(msg=missing_required_lib("kubernetes"), exception=str(image_k8s.KUBERNETES_IMPORT_ERROR))

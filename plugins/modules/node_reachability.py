@@ -255,11 +255,11 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils._checks.findings import (
+from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis.findings import (
     errors,
     summary_message,
 )
-from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils._checks import reachability as reach
+from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis import reachability as reach
 
 MAX_MSG_FINDINGS = 12
 

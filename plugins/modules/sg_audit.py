@@ -134,11 +134,11 @@ from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 from ansible_collections.amazon.aws.plugins.module_utils.transformation import ansible_dict_to_boto3_filter_list
 
 from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils import _k8s
-from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils._checks.findings import (
+from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis.findings import (
     errors,
     summary_message,
 )
-from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils._checks import sg as sgcheck
+from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis import sg as sgcheck
 
 
 @AWSRetry.jittered_backoff()

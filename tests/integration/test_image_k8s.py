@@ -2,8 +2,8 @@
 
 import pytest
 
-from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils._checks import image as img
-from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils._checks.image_k8s import ClusterReader
+from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis import image as img
+from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.probes.image_k8s import ClusterReader
 from tests.fakes.k8s_api import FakeKubeAPI
 from tests.integration.image_support import deployment, failing_pod, node, pull_event
 

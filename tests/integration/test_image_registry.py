@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils._checks.findings import errors
-from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils._checks.registry import (
+from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis.findings import errors
+from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.probes.registry import (
     RegistryClient,
     check_images,
 )

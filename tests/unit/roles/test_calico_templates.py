@@ -4,7 +4,7 @@ same encapsulation -> node-to-node protocol mapping as the security-group audit.
 import pytest
 import yaml
 
-from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils._checks import sg
+from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis import sg
 from tests.unit.roles._render import expr, load_yaml, render, role_vars, task_by_name
 
 ENCAPSULATIONS = ["IPIP", "VXLAN", "VXLANCrossSubnet"]

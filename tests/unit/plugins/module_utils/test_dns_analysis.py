@@ -3,8 +3,8 @@ selector matching, services, host/pod path findings."""
 
 import pytest
 
-from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils._checks import dns
-from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils._checks.findings import format_finding
+from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis import dns
+from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis.findings import format_finding
 
 DEFAULT_COREFILE = """.:53 {
     errors

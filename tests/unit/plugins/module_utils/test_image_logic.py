@@ -2,8 +2,8 @@
 
 import pytest
 
-from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils._checks import image as img
-from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils._checks.registry import (
+from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis import image as img
+from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.probes.registry import (
     load_docker_config,
     normalize_registry_host,
 )

@@ -5,7 +5,7 @@ import struct
 
 import pytest
 
-from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils._checks import reachability as r
+from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis import reachability as r
 
 NODES = {"cp1": "10.0.1.11", "w1": "10.0.1.21", "w2": "10.0.1.22"}
 CPS = ["cp1"]

@@ -4,7 +4,7 @@ import copy
 
 import pytest
 
-from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils._checks import sg as s
+from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis import sg as s
 
 SG = "sg-1"
 ADMIN = "203.0.113.0/24"

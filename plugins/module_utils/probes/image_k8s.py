@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Kubernetes reads for the image architecture check (the I/O side).
 
-Raw REST calls by path through ``module_utils/_k8s.py`` (the shared client helper), so the
+Raw REST calls by path through ``module_utils/probes/k8s.py`` (the shared client helper), so the
 objects stay the plain API JSON that ``_checks/image.py`` also reads from manifest files, and
 no typed API class is imported (in recent ``kubernetes`` releases that import alone costs
 seconds). Every request has a timeout.
@@ -13,8 +13,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils._checks.arch import normalize_arch
-from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils._k8s import (  # noqa: F401
+from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis.arch import normalize_arch
+from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.probes.k8s import (  # noqa: F401
     HAS_KUBERNETES,
     KUBERNETES_IMPORT_ERROR,
     K8s,

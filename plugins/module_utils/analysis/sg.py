@@ -20,7 +20,7 @@ __metaclass__ = type
 
 import ipaddress
 
-from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils._checks.findings import (
+from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis.findings import (
     WARNING,
     finding,
 )

@@ -34,8 +34,8 @@ import threading
 import time
 
 # The encapsulation protocols each Calico mode needs between nodes: one table, shared with sg_audit.
-from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils._checks.sg import MODE_NEEDS
-from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils._checks.findings import (
+from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis.sg import MODE_NEEDS
+from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis.findings import (
     WARNING,
     finding,
 )

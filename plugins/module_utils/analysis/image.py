@@ -24,8 +24,8 @@ __metaclass__ = type
 
 import re
 
-from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils._checks.arch import normalize_arch
-from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils._checks.findings import (
+from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis.arch import normalize_arch
+from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis.findings import (
     WARNING,
     finding,
 )

@@ -38,7 +38,7 @@ from urllib.error import HTTPError, URLError
 from urllib.parse import urlencode, urlsplit
 from urllib.request import HTTPRedirectHandler, HTTPSHandler, HTTPHandler, Request, build_opener
 
-from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils._checks.image import (
+from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis.image import (
     ACCEPT,
     classify_manifest,
     collect_images,
