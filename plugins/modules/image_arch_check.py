@@ -318,7 +318,7 @@ def run(module):
         workloads.extend(workloads_from_objects(load_manifests(module, p["manifests"]), "manifest"))
 
     if p["kubeconfig"]:
-        from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis import image_k8s
+        from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.probes import image_k8s
 
         if not image_k8s.HAS_KUBERNETES:
             module.fail_json(msg=missing_required_lib("kubernetes"), exception=str(image_k8s.KUBERNETES_IMPORT_ERROR))
