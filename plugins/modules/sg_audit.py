@@ -133,7 +133,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleA
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 from ansible_collections.amazon.aws.plugins.module_utils.transformation import ansible_dict_to_boto3_filter_list
 
-from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils import _k8s
+from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.probes import k8s as _k8s
 from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis.findings import (
     errors,
     summary_message,
