@@ -28,6 +28,9 @@ from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis.findi
     WARNING,
     finding,
 )
+from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis.netpol import (  # noqa: F401
+    selector_matches,
+)
 
 DEFAULT_SERVICE_IP = "10.96.0.10"
 DEFAULT_DOMAIN = "cluster.local"
@@ -138,28 +141,6 @@ def loop_risk(corefile, node_resolv):
 
 
 # -- label selectors ---------------------------------------------------------------------------
-def selector_matches(selector, labels):
-    """A metav1.LabelSelector (matchLabels/matchExpressions) against labels. ``{}`` selects all;
-    None selects nothing (as for NetworkPolicy peers, where None means "not given")."""
-    if selector is None:
-        return False
-    labels = labels or {}
-    for key, val in (selector.get("matchLabels") or {}).items():
-        if labels.get(key) != val:
-            return False
-    for expr in selector.get("matchExpressions") or []:
-        key, op, values = expr.get("key"), expr.get("operator"), expr.get("values") or []
-        if op == "In" and labels.get(key) not in values:
-            return False
-        if op == "NotIn" and key in labels and labels[key] in values:
-            return False
-        if op == "Exists" and key not in labels:
-            return False
-        if op == "DoesNotExist" and key in labels:
-            return False
-    return True
-
-
 def service_selector_matches(selector, labels):
     """A Service's plain map selector (every pair must match)."""
     labels = labels or {}
