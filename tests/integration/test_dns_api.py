@@ -176,6 +176,30 @@ def test_seeded_cluster_breakages_all_reported(api):
     assert task_results(report, "Fail with every DNS finding")["localhost"]["failed"] is True
 
 
+def test_tutorial_allow_dns_explained_by_its_namespace_label(api):
+    """The tutorial's "fixed" namespace: allow-dns selects namespaces by name=kube-system, a label no
+    namespace carries. The finding names it, the label kube-system does carry, and one patch that fixes it."""
+    objs = [o for o in cluster_objects(broken=False) if o["metadata"].get("name") != "allow-dns"]
+    objs.append({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+                 "metadata": {"name": "allow-dns", "namespace": "shop"},
+                 "spec": {"podSelector": {}, "policyTypes": ["Egress"], "egress": [{
+                     "to": [{"namespaceSelector": {"matchLabels": {"name": "kube-system"}}}],
+                     "ports": [{"protocol": "UDP", "port": 53}]}]}})
+    api.cluster.add_all(objs)
+    rc, res, _wall, out, _report = play(api, validate_dns_pod_probe=False)
+    assert rc != 0, out
+    f = by_id(res["findings"])
+    assert sorted(f) == ["NETPOL_BLOCKS_DNS"], out  # the near miss is explained in it, not repeated
+    np = f["NETPOL_BLOCKS_DNS"][0]
+    assert np["details"]["blocked"] == ["UDP", "TCP"]
+    assert np["observed"].endswith("nearest rule shop/allow-dns egress rule 0: namespaceSelector name=kube-system "
+                                   "does not select namespace kube-system (it carries kubernetes.io/metadata.name="
+                                   "kube-system)")
+    assert np["remediation"].startswith("select namespace kube-system by the label the control plane sets")
+    assert ('"path":"/spec/egress/0/to/0/namespaceSelector","value":{"matchLabels":{"kubernetes.io/metadata.name":'
+            '"kube-system"}}' in np["remediation"])
+
+
 def test_healthy_cluster_passes_with_probe_pods(api):
     api.cluster.add_all(cluster_objects(broken=False))
     api.cluster.on_create["pods"] = kubelet_by_node({})

@@ -28,9 +28,7 @@ from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis.findi
     WARNING,
     finding,
 )
-from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis.netpol import (  # noqa: F401
-    selector_matches,
-)
+from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis import netpol
 
 DEFAULT_SERVICE_IP = "10.96.0.10"
 DEFAULT_DOMAIN = "cluster.local"
@@ -141,6 +139,9 @@ def loop_risk(corefile, node_resolv):
 
 
 # -- label selectors ---------------------------------------------------------------------------
+selector_matches = netpol.selector_matches  # one implementation, in the NetworkPolicy engine
+
+
 def service_selector_matches(selector, labels):
     """A Service's plain map selector (every pair must match)."""
     labels = labels or {}
@@ -310,77 +311,37 @@ def coredns_findings(state, node_resolv=None, namespace="kube-system"):
     return out
 
 
-# -- NetworkPolicy -------------------------------------------------------------------------------
-def _policy_types(policy):
-    spec = policy.get("spec") or {}
-    types = spec.get("policyTypes")
-    if types:
-        return types
-    return ["Ingress", "Egress"] if "egress" in spec else ["Ingress"]
+# -- NetworkPolicy (judged by the engine in analysis/netpol.py) -----------------------------------
+# The ports kubeadm's CoreDNS Deployment declares: named egress ports ("dns", "dns-tcp") resolve to
+# them when the CoreDNS pod objects themselves are not at hand.
+COREDNS_PORTS = [{"name": "dns", "containerPort": 53, "protocol": "UDP"},
+                 {"name": "dns-tcp", "containerPort": 53, "protocol": "TCP"},
+                 {"name": "metrics", "containerPort": 9153, "protocol": "TCP"}]
 
 
-def _port_allows(port_spec, proto, dns_port_names=("dns", "dns-tcp")):
-    if (port_spec.get("protocol") or "TCP").upper() != proto:
-        return False
-    port = port_spec.get("port")
-    if port is None:
-        return True
-    if isinstance(port, int) or str(port).isdigit():
-        lo = int(port)
-        hi = int(port_spec.get("endPort") or lo)
-        return lo <= 53 <= hi
-    return port in dns_port_names
-
-
-def _peer_allows(peer, policy_ns, targets, ns_labels):
-    if "ipBlock" in peer and peer["ipBlock"]:
-        block = peer["ipBlock"]
-        try:
-            net = ipaddress.ip_network(block.get("cidr"), strict=False)
-            excepts = [ipaddress.ip_network(e, strict=False) for e in block.get("except") or []]
-        except ValueError:
-            return False
-        for t in targets:
-            for ip in t["ips"]:
-                addr = ipaddress.ip_address(ip)
-                if addr in net and not any(addr in e for e in excepts):
-                    return True
-        return False
-    nsel, psel = peer.get("namespaceSelector"), peer.get("podSelector")
-    for t in targets:
-        if nsel is not None:
-            if not selector_matches(nsel, ns_labels.get(t["namespace"], {"kubernetes.io/metadata.name": t["namespace"]})):
-                continue
-        elif t["namespace"] != policy_ns:
-            continue
-        if psel is not None and not selector_matches(psel, t["labels"]):
-            continue
-        return True
-    return False
-
-
-def egress_allows_dns(policy, proto, targets, ns_labels):
-    """Does one (egress-typed) policy allow ``proto`` 53 to one of the DNS ``targets``?"""
-    ns = _meta(policy).get("namespace")
-    for rule in (policy.get("spec") or {}).get("egress") or []:
-        ports = rule.get("ports") or []
-        if ports and not any(_port_allows(p, proto) for p in ports):
-            continue
-        peers = rule.get("to") or []
-        if not peers or any(_peer_allows(p, ns, targets, ns_labels) for p in peers):
-            return True
-    return False
-
-
-def dns_targets(state, namespace="kube-system"):
-    """Where pods' DNS packets go after kube-proxy DNAT: the CoreDNS pods."""
+def dns_targets(state, namespace="kube-system", pods=None):
+    """Where pods' DNS packets go after kube-proxy DNAT: the CoreDNS pods, as pod objects for the
+    engine (the listed API objects when ``pods`` has them, else stand-ins built from ``state``)."""
+    listed = {(p.get("status") or {}).get("podIP"): p for p in pods or []
+              if _meta(p).get("namespace") == namespace and (p.get("status") or {}).get("podIP")}
     targets = []
     for pod, labels in zip(state.get("coredns_pods") or [], state.get("coredns_labels") or []):
-        targets.append({"namespace": namespace, "labels": labels, "ips": [pod["ip"]] if pod["ip"] else []})
+        if pod.get("ip") in listed:
+            targets.append(listed[pod["ip"]])
+        else:
+            targets.append(_coredns_stand_in(pod.get("name") or "coredns", namespace, labels, pod.get("ip"),
+                                             pod.get("node")))
     if not targets:
-        ips = [e["ip"] for e in state.get("endpoints") or []]
-        targets.append({"namespace": namespace, "labels": dict(COREDNS_LABELS), "ips": ips})
+        for i, ep in enumerate(state.get("endpoints") or [{"ip": ""}]):
+            targets.append(_coredns_stand_in(ep.get("pod") or "coredns-%d" % i, namespace, dict(COREDNS_LABELS),
+                                             ep.get("ip"), ep.get("node")))
     return targets
+
+
+def _coredns_stand_in(name, namespace, labels, ip, node):
+    return {"metadata": {"name": name, "namespace": namespace, "labels": labels},
+            "spec": {"nodeName": node, "containers": [{"name": "coredns", "ports": COREDNS_PORTS}]},
+            "status": {"phase": "Running", "podIP": ip or ""}}
 
 
 def allow_dns_policy_yaml(namespace, dns_namespace="kube-system"):
@@ -401,45 +362,70 @@ def allow_dns_policy_yaml(namespace, dns_namespace="kube-system"):
     )
 
 
+def _dns_egress(pod, proto, targets, policies, ns_labels):
+    """The engine's egress verdict of ``pod`` towards the CoreDNS pods on ``proto`` 53: the first
+    allowed one, else the one whose nearest rule misses least."""
+    best = None
+    src = netpol.endpoint(pod)
+    for target in targets:
+        dst = netpol.endpoint(target)
+        side = netpol.side("Egress", src, dst, dst, 53, proto, policies, ns_labels)
+        if side["allowed"]:
+            return side, target
+        if best is None or (side["nearest"] and not best[0]["nearest"]):
+            best = (side, target)
+    return best
+
+
 def netpol_findings(policies, pods, namespaces, state, dns_namespace="kube-system"):
-    """NETPOL_BLOCKS_DNS: pods isolated for egress by policies that allow no UDP (or TCP) 53 to CoreDNS."""
-    ns_labels = {}
-    for ns in namespaces or []:
-        name = _meta(ns).get("name")
-        labels = dict(_meta(ns).get("labels") or {})
-        labels.setdefault("kubernetes.io/metadata.name", name)
-        ns_labels[name] = labels
-    targets = dns_targets(state, dns_namespace)
+    """NETPOL_BLOCKS_DNS: pods isolated for egress by policies that allow no UDP (or TCP) 53 to CoreDNS;
+    when a rule nearly allows it, the part that matches nothing and its minimal fix."""
+    targets = dns_targets(state, dns_namespace, pods)
+    ns_labels = netpol.namespace_labels(namespaces)
     groups = {}
     for pod in pods or []:
         meta, spec, status = _meta(pod), pod.get("spec") or {}, pod.get("status") or {}
         if spec.get("hostNetwork") or status.get("phase") in ("Succeeded", "Failed"):
             continue
-        ns = meta.get("namespace")
-        selecting = [p for p in policies or [] if _meta(p).get("namespace") == ns
-                     and "Egress" in _policy_types(p)
-                     and selector_matches((p.get("spec") or {}).get("podSelector") or {}, meta.get("labels"))]
+        selecting = netpol.applying(policies, netpol.endpoint(pod), "Egress")
         if not selecting:
             continue
-        blocked = [proto for proto in ("UDP", "TCP")
-                   if not any(egress_allows_dns(p, proto, targets, ns_labels) for p in selecting)]
+        verdicts = {proto: _dns_egress(pod, proto, targets, policies, ns_labels) for proto in ("UDP", "TCP")}
+        blocked = [proto for proto in ("UDP", "TCP") if not verdicts[proto][0]["allowed"]]
         if not blocked:
             continue
-        key = (ns, tuple(sorted(_meta(p).get("name") for p in selecting)), tuple(blocked))
-        groups.setdefault(key, []).append(meta.get("name"))
+        side, target = verdicts[blocked[0]]
+        near = side["nearest"]
+        key = (meta.get("namespace"), tuple(sorted(_meta(p).get("name") for p in selecting)), tuple(blocked),
+               "; ".join(near["why"]) if near else "")
+        entry = groups.setdefault(key, {"pods": [], "near": near, "verdicts": verdicts})
+        entry["pods"].append(meta.get("name"))
     out = []
-    for (ns, names, blocked), pod_names in sorted(groups.items()):
+    for (ns, names, blocked, why), entry in sorted(groups.items()):
+        pod_names = entry["pods"]
         shown = ", ".join(sorted(pod_names)[:5]) + (" and %d more" % (len(pod_names) - 5) if len(pod_names) > 5 else "")
+        observed = "NetworkPolicy %s selects %d pod(s) (%s) and allows no egress to %s 53 of the CoreDNS pods" % (
+            "/".join(names), len(pod_names), shown, "/".join(blocked))
+        fix = "add an allow-dns egress policy (UDP and TCP 53 to kube-system): " + allow_dns_policy_yaml(ns, dns_namespace)
+        details = {}
+        near = entry["near"]
+        if near:
+            observed += "; nearest rule %s egress rule %d: %s" % (near["policy"], near["rule"], why)
+            fixes = []
+            for proto in blocked:  # one change that lets every blocked protocol through
+                side, target = entry["verdicts"][proto]
+                dst = netpol.endpoint(target)
+                fixes += netpol.rule_fixes(side["nearest"], dst, dst, 53, proto, ns_labels)
+            if fixes:
+                fix = "%s; or %s" % (netpol.combine_fixes(fixes), fix)
+            details["nearest"] = {"policy": near["policy"], "rule": near["rule"], "why": near["why"]}
         out.append(finding(
-            "NETPOL_BLOCKS_DNS",
-            "NetworkPolicy %s selects %d pod(s) (%s) and allows no egress to %s 53 of the CoreDNS pods"
-            % ("/".join(names), len(pod_names), shown, "/".join(blocked)),
+            "NETPOL_BLOCKS_DNS", observed,
             "pods selected by an egress policy may only send what some policy allows: their DNS queries "
             "are dropped, so name lookups time out in namespace %s only" % ns if "UDP" in blocked else
             "DNS answers larger than 512 bytes retry over TCP 53, which these policies drop",
-            "add an allow-dns egress policy (UDP and TCP 53 to kube-system): " + allow_dns_policy_yaml(ns, dns_namespace),
-            severity=ERROR if "UDP" in blocked else WARNING,
-            where="namespace %s" % ns, policies=list(names), pods=sorted(pod_names), blocked=list(blocked)))
+            fix, severity=ERROR if "UDP" in blocked else WARNING,
+            where="namespace %s" % ns, policies=list(names), pods=sorted(pod_names), blocked=list(blocked), **details))
     return out
 
 
@@ -524,6 +510,10 @@ def cluster_findings(objs, state, dns_namespace="kube-system", node_resolv=None)
     out += coredns_findings(state, node_resolv, dns_namespace)
     out += netpol_findings(objs.get("network_policies"), objs.get("pods"), objs.get("namespaces"), state,
                            dns_namespace)
+    explained = {(f["details"]["nearest"]["policy"], f["details"]["nearest"]["rule"]) for f in out
+                 if f["id"] == "NETPOL_BLOCKS_DNS" and "nearest" in f.get("details", {})}
+    out += [f for f in netpol.near_miss_findings(objs.get("network_policies"), objs.get("namespaces"), objs.get("pods"))
+            if (f["details"]["policy"], f["details"].get("rule")) not in explained]
     out += service_findings(objs.get("services"), objs.get("pods"), skip_namespaces=())
     return out
 

@@ -36,6 +36,10 @@ CATALOGUE = (
     # additive (dns_check): a name cluster DNS answers NXDOMAIN for; a DNS probe pod that gave no result
     "DNS_NAME_NOT_FOUND",
     "DNS_PROBE_FAILED",
+    # additive (netpol / paths): policy parts that match nothing; an application path that is blocked
+    "NETPOL_NEAR_MISS",
+    "NETPOL_SELECTS_NOTHING",
+    "PATH_BLOCKED",
 )
 
 

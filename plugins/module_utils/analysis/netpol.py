@@ -105,7 +105,7 @@ def namespace_labels(namespaces):
     kubernetes.io/metadata.name (D10)."""
     out = {}
     if isinstance(namespaces, dict):
-        items = [(k, v) for k, v in namespaces.items()]
+        items = list(namespaces.items())
     else:
         items = [(_meta(ns).get("name"), _meta(ns).get("labels")) for ns in namespaces or []]
     for name, labels in items:
@@ -355,7 +355,7 @@ def side(direction, subject, other, dst, port, protocol, policies, ns_labels):
             describe(subject), direction.lower(), ", ".join(out["policies"]), key, out["nearest"]["policy"], key,
             out["nearest"]["rule"], "; ".join(out["nearest"]["why"]))
     else:
-        out["reason"] = "%s is isolated for %s by %s, which have no %s rules: every %s connection is denied" % (
+        out["reason"] = "%s is isolated for %s by %s and none has an %s rule: every %s connection is denied" % (
             describe(subject), direction.lower(), ", ".join(out["policies"]), key, direction.lower())
     return out
 
@@ -412,9 +412,9 @@ def allowed(src, dst, port, protocol="TCP", policies=(), namespaces=(), pods=())
         verdicts = []
         for pod, target in backends:
             if target is None:
-                v = {"allowed": False, "reason": "targetPort %r is not declared by pod %s" % (
-                    _service_target(dst, port, protocol), _meta(pod).get("name")), "egress": None, "ingress": None,
-                     "deciding": [], "nearest": None}
+                reason = "targetPort %r is not declared by pod %s" % (_service_target(dst, port, protocol),
+                                                                      _meta(pod).get("name"))
+                v = {"allowed": False, "reason": reason, "egress": None, "ingress": None, "deciding": [], "nearest": None}
             else:
                 v = allowed(src, pod, target, protocol, policies, namespaces, pods)
             v["pod"] = _meta(pod).get("name")
@@ -454,3 +454,263 @@ def _service_target(service, port, protocol):
         if int(sp.get("port") or 0) == int(port) and (sp.get("protocol") or "TCP").upper() == protocol:
             return sp.get("targetPort", sp.get("port"))
     return None
+
+
+# -- minimal fixes -------------------------------------------------------------------------------
+def _json(value):
+    import json
+
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def _patch(policy, ops):
+    ns, name = policy.split("/", 1)
+    return "kubectl -n %s patch networkpolicy %s --type=json -p '%s'" % (ns, name, _json(ops))
+
+
+def _pod_label_subset(selector, labels):
+    """The smallest change of a podSelector's matchLabels that selects a pod with ``labels``."""
+    want = dict((selector or {}).get("matchLabels") or {})
+    fixed = {k: labels[k] for k in want if k in labels}
+    if not fixed:
+        for key in ("app.kubernetes.io/name", "app", "k8s-app", "name", "role"):
+            if key in labels:
+                fixed = {key: labels[key]}
+                break
+    return {"matchLabels": fixed or dict(labels)}
+
+
+def rule_fixes(nearest, other, dst, port, protocol, ns_labels=None):
+    """Minimal changes that make the nearest rule match: [{what, policy, ops, alt}] (JSON patch ops on
+    the policy; ``alt`` marks an alternative to the change before it, such as labelling a namespace).
+
+    ``other`` is the far side of the rule (the destination of an egress rule, the source of an
+    ingress rule), ``dst`` the destination pod (for ports)."""
+    if not nearest:
+        return []
+    direction, pol, i = nearest["direction"], nearest["policy"], nearest["rule"]
+    key, peers_key = ("ingress", "from") if direction == "Ingress" else ("egress", "to")
+    base = "/spec/%s/%d" % (key, i)
+    fixes = []
+
+    def add(what, ops=None, cli=None, alt=False):
+        fixes.append({"what": what, "policy": pol, "ops": ops or [], "cli": cli or _patch(pol, ops), "alt": alt})
+
+    for peer in nearest["miss"]["peers"]:
+        j, parts = peer["index"], peer["why"]
+        path = "%s/%s/%d" % (base, peers_key, j)
+        if other["kind"] != "pod" or other["host_network"] or any(not isinstance(w, dict) for w in parts):
+            if other.get("ip"):
+                add("allow %s by address in %s %s rule %d" % (other["ip"], pol, key, i),
+                    [{"op": "add", "path": "%s/%s/-" % (base, peers_key), "value": {"ipBlock": {"cidr": "%s/32" % other["ip"]}}}])
+            continue
+        ns = other["namespace"]
+        for w in parts:
+            if w["part"] == "namespaceSelector":
+                add("select namespace %s by the label the control plane sets (%s=%s) in %s %s rule %d"
+                    % (ns, NAME_LABEL, ns, pol, key, i),
+                    [{"op": "replace", "path": path + "/namespaceSelector", "value": {"matchLabels": {NAME_LABEL: ns}}}])
+                labels = (w["selector"] or {}).get("matchLabels") or {}
+                if labels and not w["selector"].get("matchExpressions"):
+                    add("or label namespace %s as the selector expects" % ns, alt=True,
+                        cli="kubectl label namespace %s %s" % (ns, " ".join("%s=%s" % kv for kv in sorted(labels.items()))))
+            elif w["part"] == "namespace":
+                add("add a namespaceSelector for %s to %s %s rule %d peer %d (a podSelector alone means the "
+                    "policy's own namespace)" % (ns, pol, key, i, j),
+                    [{"op": "add", "path": path + "/namespaceSelector", "value": {"matchLabels": {NAME_LABEL: ns}}}])
+            elif w["part"] == "podSelector":
+                add("make the podSelector of %s %s rule %d peer %d select %s" % (pol, key, i, j, describe(other)),
+                    [{"op": "replace", "path": path + "/podSelector",
+                      "value": _pod_label_subset(w["selector"], other["labels"])}])
+    if nearest["miss"]["ports"]:
+        add("allow %s %s in %s %s rule %d" % (protocol, port, pol, key, i),
+            [{"op": "add", "path": base + "/ports/-", "value": {"protocol": protocol, "port": port}}])
+    return fixes
+
+
+def combine_fixes(fixes):
+    """One text for a list of rule_fixes: the patches of one policy merged into one command (identical
+    operations once), alternatives after it."""
+    order, ops, what, alts = [], {}, {}, []
+    for f in fixes:
+        if f["alt"]:
+            if f["cli"] not in [a[1] for a in alts]:
+                alts.append((f["what"], f["cli"]))
+            continue
+        if f["policy"] not in ops:
+            order.append(f["policy"])
+            ops[f["policy"]], what[f["policy"]] = [], []
+        for op in f["ops"]:
+            if op not in ops[f["policy"]]:
+                ops[f["policy"]].append(op)
+        if f["what"] not in what[f["policy"]]:
+            what[f["policy"]].append(f["what"])
+    parts = ["%s: %s" % ("; ".join(what[p]), _patch(p, ops[p])) for p in order]
+    parts += ["%s: %s" % a for a in alts]
+    return " ".join([parts[0]] + ["(%s)" % p if p.startswith("or ") else "and %s" % p for p in parts[1:]]) if parts else ""
+
+
+# -- near misses: rules that match nothing --------------------------------------------------------
+def _live(pods):
+    return [p for p in pods or [] if (p.get("status") or {}).get("phase") not in TERMINAL_PHASES
+            and not (p.get("spec") or {}).get("hostNetwork")]
+
+
+def _near_namespaces(selector, ns_labels):
+    """Namespaces that carry one of the selector's wanted values under another key (or as their name)."""
+    want = (selector or {}).get("matchLabels") or {}
+    out = []
+    for name, labels in sorted(ns_labels.items()):
+        for key, val in sorted(want.items()):
+            other = sorted(k for k, v in labels.items() if v == val and k != key)
+            if other:
+                out.append((name, "%s=%s" % (other[0], val)))
+                break
+    return out
+
+
+def _near_pods(selector, candidates):
+    """Pods that have the selector's keys with other values: [(pod name, 'k=v,...')]."""
+    want = (selector or {}).get("matchLabels") or {}
+    out = []
+    for pod in candidates:
+        labels = _meta(pod).get("labels") or {}
+        diff = ["%s=%s" % (k, labels[k]) for k in sorted(want) if k in labels and labels[k] != want[k]]
+        if diff:
+            out.append((_meta(pod).get("name"), ",".join(diff)))
+    return out
+
+
+def near_miss_findings(policies, namespaces, pods):
+    """Warnings for policy parts that match nothing (issue: rules that look right but allow nothing):
+    a podSelector selecting no pod (NETPOL_SELECTS_NOTHING), a peer whose namespaceSelector or
+    podSelector matches nothing, a named port no destination container declares (NETPOL_NEAR_MISS)."""
+    from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis.findings import WARNING, finding
+
+    ns_labels = namespace_labels(namespaces)
+    live = _live(pods)
+    by_ns = {}
+    for p in live:
+        by_ns.setdefault(_meta(p).get("namespace"), []).append(p)
+    out = []
+    for pol in policies or []:
+        meta, spec = _meta(pol), pol.get("spec") or {}
+        pns, pname = meta.get("namespace"), policy_name(pol)
+        psel = spec.get("podSelector") or {}
+        selected = [p for p in by_ns.get(pns, []) if selector_matches(psel, _meta(p).get("labels"))]
+        if not selected:
+            near = _near_pods(psel, by_ns.get(pns, []))
+            fix = ("make spec.podSelector select the pods it was written for (kubectl -n %s get pods --show-labels)"
+                   % pns)
+            if near:
+                fix = _patch(pname, [{"op": "replace", "path": "/spec/podSelector",
+                                      "value": _pod_label_subset(psel, _meta(next(
+                                          p for p in by_ns[pns] if _meta(p).get("name") == near[0][0])).get("labels"))}])
+            out.append(finding(
+                "NETPOL_SELECTS_NOTHING",
+                "NetworkPolicy %s: podSelector %s selects no pod in namespace %s%s" % (
+                    pname, fmt_selector(psel), pns, " (%s)" % "; ".join("%s has %s" % n for n in near[:3]) if near else ""),
+                "a policy that selects no pod has no effect: the pods it was written for are neither isolated nor "
+                "allowed by its rules", fix, severity=WARNING, where="networkpolicy %s" % pname, policy=pname,
+                part="podSelector"))
+        for direction in policy_types(pol):
+            key, peers_key = ("ingress", "from") if direction == "Ingress" else ("egress", "to")
+            for i, rule in enumerate(spec.get(key) or []):
+                dests = selected if direction == "Ingress" else None
+                peer_pods = []
+                for j, peer in enumerate(rule.get(peers_key) or []):
+                    where = "%s %s rule %d peer %d" % (pname, key, i, j)
+                    found, pods_ = _peer_near_miss(peer, pns, pname, where, "%s/%s/%d/%s/%d" % (
+                        "/spec", key, i, peers_key, j), ns_labels, by_ns)
+                    for f in found:
+                        f["details"].update(direction=direction, rule=i)
+                    out.extend(found)
+                    peer_pods.extend(pods_)
+                if direction == "Egress":
+                    peers = rule.get(peers_key) or []
+                    dests = live if not peers else peer_pods
+                    if peers and all(p.get("ipBlock") for p in peers):
+                        continue
+                for f in _named_port_misses(rule, pname, key, i, dests or []):
+                    f["details"].update(direction=direction, rule=i)
+                    out.append(f)
+    return out
+
+
+def _peer_near_miss(peer, pns, pname, where, path, ns_labels, by_ns):
+    """(findings, pods the peer selects) for one pod/namespace peer."""
+    from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis.findings import WARNING, finding
+
+    nsel, psel = peer.get("namespaceSelector"), peer.get("podSelector")
+    if peer.get("ipBlock") or (nsel is None and psel is None):
+        return [], []
+    if nsel is not None:
+        namespaces = [n for n, labels in sorted(ns_labels.items()) if selector_matches(nsel, labels)]
+        if not namespaces:
+            near = _near_namespaces(nsel, ns_labels)
+            observed = "%s: namespaceSelector %s selects no namespace" % (where, fmt_selector(nsel))
+            if near:
+                observed += " (%s)" % "; ".join("namespace %s carries %s, not %s" % (n, lab, fmt_selector(nsel))
+                                                for n, lab in near[:3])
+                fix = "%s (or kubectl label namespace %s %s)" % (
+                    _patch(pname, [{"op": "replace", "path": path + "/namespaceSelector",
+                                    "value": {"matchLabels": {NAME_LABEL: near[0][0]}}}]),
+                    near[0][0], " ".join("%s=%s" % kv for kv in sorted((nsel.get("matchLabels") or {}).items())))
+            else:
+                fix = ("select the namespace by the label the control plane sets on every namespace: "
+                       "namespaceSelector: {matchLabels: {%s: <namespace>}} (kubectl get namespaces --show-labels)"
+                       % NAME_LABEL)
+            return [finding(
+                "NETPOL_NEAR_MISS", observed,
+                "the rule is meant to allow traffic with pods of some namespace, but no namespace carries these labels, "
+                "so the peer allows nothing (%s is the label every namespace has)" % NAME_LABEL,
+                fix, severity=WARNING, where="networkpolicy %s" % pname, policy=pname, part="namespaceSelector")], []
+    else:
+        namespaces = [pns]
+    candidates = [p for n in namespaces for p in by_ns.get(n, [])]
+    if psel is None:
+        return [], candidates
+    chosen = [p for p in candidates if selector_matches(psel, _meta(p).get("labels"))]
+    if chosen:
+        return [], chosen
+    near = _near_pods(psel, candidates)
+    observed = "%s: podSelector %s selects no pod in namespace(s) %s" % (where, fmt_selector(psel), ", ".join(namespaces))
+    if near:
+        observed += " (%s)" % "; ".join("%s has %s" % n for n in near[:3])
+        target = next(p for p in candidates if _meta(p).get("name") == near[0][0])
+        fix = _patch(pname, [{"op": "replace", "path": path + "/podSelector",
+                              "value": _pod_label_subset(psel, _meta(target).get("labels") or {})}])
+    else:
+        fix = "make the podSelector match the pods' labels (kubectl get pods -n %s --show-labels)" % namespaces[0]
+    if nsel is None:
+        why = ("a podSelector without namespaceSelector selects pods of the policy's own namespace (%s) only" % pns)
+    else:
+        why = "the peer selects the pods matching podSelector inside the selected namespaces; none match"
+    return [finding("NETPOL_NEAR_MISS", observed, why + ", so the peer allows nothing", fix, severity=WARNING,
+                    where="networkpolicy %s" % pname, policy=pname, part="podSelector")], []
+
+
+def _named_port_misses(rule, pname, key, i, dests):
+    from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis.findings import WARNING, finding
+
+    out = []
+    for k, spec in enumerate(rule.get("ports") or []):
+        name = spec.get("port")
+        if name is None or isinstance(name, int) or str(name).isdigit() or not dests:
+            continue
+        proto = (spec.get("protocol") or "TCP").upper()
+        if any(p["name"] == name and p["protocol"] == proto for d in dests for p in container_ports(d)):
+            continue
+        declared = sorted({"%s:%s/%s" % (p["name"], p["port"], p["protocol"]) for d in dests
+                           for p in container_ports(d) if p["name"]})
+        out.append(finding(
+            "NETPOL_NEAR_MISS",
+            "%s %s rule %d: named port %r (%s) is declared by no container of the %d destination pod(s) "
+            "(named ports there: %s)" % (pname, key, i, name, proto, len(dests), ", ".join(declared[:6]) or "none"),
+            "a named port is resolved on each destination pod's containers; where no container declares it the "
+            "rule allows nothing on that port",
+            "use the port number, or name the containerPort %r in the destination pods' spec: %s" % (
+                name, _patch(pname, [{"op": "replace", "path": "/spec/%s/%d/ports/%d/port" % (key, i, k),
+                                      "value": "<number>"}])),
+            severity=WARNING, where="networkpolicy %s" % pname, policy=pname, part="port"))
+    return out

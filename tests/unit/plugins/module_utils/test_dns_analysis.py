@@ -418,3 +418,61 @@ def test_analyze_combines_and_dedupes():
     assert ids.count("COREDNS_NOT_READY") == 1 and "DNS_NO_ENDPOINTS" in ids
     loop = [f for f in found if f["id"] == "COREDNS_NOT_READY"][0]
     assert "node1 -> 127.0.0.53" in loop["why"]
+
+
+# -- NetworkPolicy near misses in the DNS check (judged by analysis/netpol.py) -----------------------
+TUTORIAL_ALLOW_DNS = policy("allow-dns", types=["Egress"], egress=[
+    {"to": [{"namespaceSelector": {"matchLabels": {"name": "kube-system"}}}], "ports": [{"protocol": "UDP", "port": 53}]}])
+
+
+def test_netpol_tutorial_allow_dns_names_the_label():
+    """The tutorial's allow-dns selects namespaces by name=kube-system: no namespace carries it."""
+    found = dns.netpol_findings([policy("deny-all"), TUTORIAL_ALLOW_DNS], [pod("web-1", labels={"app": "web"})],
+                                NAMESPACES, STATE)
+    assert [f["id"] for f in found] == ["NETPOL_BLOCKS_DNS"]
+    f = found[0]
+    assert f["observed"].endswith(
+        "; nearest rule default/allow-dns egress rule 0: namespaceSelector name=kube-system does not select "
+        "namespace kube-system (it carries kubernetes.io/metadata.name=kube-system)")
+    # one patch fixes both the selector and the missing TCP 53, the full allow-dns policy stays as the fallback
+    assert f["remediation"].startswith(
+        "select namespace kube-system by the label the control plane sets (kubernetes.io/metadata.name=kube-system) "
+        "in default/allow-dns egress rule 0; allow TCP 53 in default/allow-dns egress rule 0: kubectl -n default "
+        "patch networkpolicy allow-dns --type=json -p '[{\"op\":\"replace\",\"path\":\"/spec/egress/0/to/0/"
+        "namespaceSelector\",\"value\":{\"matchLabels\":{\"kubernetes.io/metadata.name\":\"kube-system\"}}},"
+        "{\"op\":\"add\",\"path\":\"/spec/egress/0/ports/-\",\"value\":{\"port\":53,\"protocol\":\"TCP\"}}]'")
+    assert "kubectl label namespace kube-system name=kube-system" in f["remediation"]
+    assert "name: allow-dns, namespace: default" in f["remediation"]
+    assert f["details"]["nearest"]["policy"] == "default/allow-dns"
+
+
+def test_netpol_udp_only_is_a_warning_with_the_port_fix():
+    found = dns.netpol_findings([policy("dns-udp", types=["Egress"], egress=[
+        {"to": TO_DNS, "ports": [{"protocol": "UDP", "port": 53}]}])], [pod("web-1")], NAMESPACES, STATE)
+    assert [(f["id"], f["severity"], f["details"]["blocked"]) for f in found] == [("NETPOL_BLOCKS_DNS", "warning", ["TCP"])]
+    assert found[0]["details"]["nearest"]["why"] == ["ports: UDP 53 is not TCP"]
+    assert '"path":"/spec/egress/0/ports/-","value":{"port":53,"protocol":"TCP"}' in found[0]["remediation"]
+
+
+def test_netpol_named_dns_ports_resolve_on_listed_coredns_pods():
+    """With the CoreDNS pod objects listed, named ports resolve on them: a CoreDNS that names its port
+    'domain' is not reached by a rule allowing 'dns'."""
+    core = pod("coredns-1", ns="kube-system", labels={"k8s-app": "kube-dns"}, ip="192.168.1.10",
+               ports=[{"name": "domain", "containerPort": 53, "protocol": "UDP"},
+                      {"name": "domain-tcp", "containerPort": 53, "protocol": "TCP"}])
+    named = policy("named", types=["Egress"], egress=[
+        {"ports": [{"protocol": "UDP", "port": "dns"}, {"protocol": "TCP", "port": "dns-tcp"}]}])
+    found = dns.netpol_findings([named], [pod("web-1"), core], NAMESPACES, STATE)
+    assert [f["details"]["blocked"] for f in found] == [["UDP", "TCP"]]
+    assert "named port 'dns': pod kube-system/coredns-1 declares no UDP port of that name" in found[0]["observed"]
+    assert dns.netpol_findings([named], [pod("web-1")], NAMESPACES, STATE) == []  # stand-in: kubeadm's names
+
+
+def test_cluster_findings_do_not_repeat_the_explained_near_miss():
+    objs = {"network_policies": [policy("deny-all"), TUTORIAL_ALLOW_DNS], "pods": [pod("web-1")],
+            "namespaces": NAMESPACES, "services": []}
+    state = dict(STATE, endpoints=STATE["endpoints"], service_found=True, coredns_pods=[
+        dict(STATE["coredns_pods"][0], phase="Running", waiting_reason="", last_reason="", last_message="",
+             restarts=0)])
+    ids = [f["id"] for f in dns.cluster_findings(objs, state)]
+    assert ids == ["NETPOL_BLOCKS_DNS"]

@@ -391,8 +391,8 @@ def test_deny_names_deciding_policies_and_nearest_rule():
 def test_deny_without_rules_says_so():
     res = netpol.allowed(PODS["web"], PODS["api"], 8080, "TCP", [DENY_ALL], NAMESPACES, ALL_PODS)
     assert res["nearest"] is None
-    assert "which have no egress rules" in res["egress"]["reason"]
-    assert "which have no ingress rules" in res["ingress"]["reason"]
+    assert "and none has an egress rule" in res["egress"]["reason"]
+    assert "and none has an ingress rule" in res["ingress"]["reason"]
 
 
 def test_nearest_prefers_rule_with_fewest_mismatches():
