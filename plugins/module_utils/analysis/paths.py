@@ -1,0 +1,469 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to kubeadm_ec2.cluster
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Application paths: does ``from`` reach ``to``? A verdict per layer, from cluster objects alone.
+
+A path is ``{from: {namespace, selector}, to: "svc.ns:port" | "host:port", protocol: tcp|udp}``
+(the ``validate_paths`` variable). ``parse_paths`` checks the input against the cluster and raises
+``PathInputError`` naming the variable; ``judge`` gives each path its layers:
+
+* ``dns``: the Service exists (its name resolves) and the source may send DNS to CoreDNS;
+* ``service``: the Service has the port, ready endpoints, and its targetPort is a containerPort of
+  the pods it selects;
+* ``netpol``: egress of the source and ingress of the destination pods, by the NetworkPolicy engine
+  (analysis/netpol.py), on the pods the Service selects (after DNAT);
+* ``connect``: the live connection (skipped here: the static verdict needs no pod).
+
+Each layer: ``{status: ok|failed|unknown|skipped, detail, object, fix}``. A blocked path gives one
+PATH_BLOCKED finding naming the first failing layer, the object that decides and a fix ready to apply.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import ipaddress
+import re
+
+from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis import netpol
+from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis.findings import finding
+
+LAYERS = ("dns", "service", "netpol", "connect")
+WORKLOAD_KINDS = ("deployments", "statefulsets", "daemonsets")
+_TO = re.compile(r"^(?P<host>\[[0-9A-Fa-f:.]+\]|[^\s:\[\]]+):(?P<port>[0-9]+)$")
+_LABEL = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+
+
+class PathInputError(ValueError):
+    """Bad ``validate_paths`` input; the message names the variable and the item."""
+
+
+def _meta(obj):
+    return (obj or {}).get("metadata") or {}
+
+
+# -- input ---------------------------------------------------------------------------------------
+def parse_selector(raw, where):
+    """``{k: v}``, a LabelSelector (matchLabels/matchExpressions) or ``"k=v,k2=v2"`` -> LabelSelector."""
+    if isinstance(raw, dict) and ("matchLabels" in raw or "matchExpressions" in raw):
+        return raw
+    if isinstance(raw, dict) and raw:
+        return {"matchLabels": {str(k): str(v) for k, v in raw.items()}}
+    if isinstance(raw, str) and raw.strip():
+        labels = {}
+        for term in raw.split(","):
+            if "=" not in term:
+                raise PathInputError("%s: %r is not a label selector (use k=v[,k2=v2] or a mapping)" % (where, raw))
+            k, v = term.split("=", 1)
+            labels[k.strip()] = v.strip().lstrip("=")
+        return {"matchLabels": labels}
+    raise PathInputError("%s: give the source workload's labels, e.g. {app: marketplace} (got %r)" % (where, raw))
+
+
+def _workloads(objs, namespace):
+    """(kind, name, pod template labels) of the workloads and bare pods of one namespace."""
+    out = []
+    for kind in WORKLOAD_KINDS:
+        for w in objs.get(kind) or []:
+            if _meta(w).get("namespace") == namespace:
+                labels = ((((w.get("spec") or {}).get("template") or {}).get("metadata") or {}).get("labels") or {})
+                out.append((kind[:-1], _meta(w).get("name"), labels))
+    for p in objs.get("pods") or []:
+        if _meta(p).get("namespace") == namespace:
+            out.append(("pod", _meta(p).get("name"), _meta(p).get("labels") or {}))
+    return out
+
+
+def parse_target(raw, where, src_ns, objs, domain="cluster.local"):
+    """``svc.ns:port`` / ``svc:port`` (the source's namespace) / ``svc.ns.svc[.domain]:port`` -> a Service
+    target; an address or another name -> a host target."""
+    if not isinstance(raw, str):
+        raise PathInputError("%s: expected \"service.namespace:port\" or \"host:port\", got %r" % (where, raw))
+    m = _TO.match(raw.strip())
+    if not m:
+        raise PathInputError("%s: %r is not \"service.namespace:port\" or \"host:port\"" % (where, raw))
+    host, port = m.group("host").strip("[]").rstrip("."), int(m.group("port"))
+    if not 0 < port < 65536:
+        raise PathInputError("%s: port %d is not 1-65535" % (where, port))
+    try:
+        ipaddress.ip_address(host)
+        return {"kind": "host", "host": host, "ip": host, "port": port}
+    except ValueError:
+        pass
+    labels = host.split(".")
+    if not all(_LABEL.match(x) for x in labels):
+        raise PathInputError("%s: %r is not a valid host or Service name" % (where, host))
+    namespaces = {_meta(n).get("name") for n in objs.get("namespaces") or []}
+    suffix = ["svc"] + domain.split(".")
+    if labels[2:] == suffix or labels[2:] == ["svc"]:
+        name, ns = labels[0], labels[1]
+    elif len(labels) == 1:
+        name, ns = labels[0], src_ns
+    elif len(labels) == 2 and labels[1] in namespaces:
+        name, ns = labels
+    else:
+        services = sorted({_meta(s).get("namespace") for s in objs.get("services") or []
+                           if _meta(s).get("name") == labels[0]})
+        if len(labels) == 2 and services:
+            raise PathInputError("%s: unknown namespace %r (a Service %s exists in %s)" % (
+                where, labels[1], labels[0], ", ".join(services)))
+        return {"kind": "host", "host": host, "ip": None, "port": port}
+    if ns not in namespaces:
+        raise PathInputError("%s: unknown namespace %r (namespaces: %s)" % (where, ns, ", ".join(sorted(namespaces))))
+    return {"kind": "service", "name": name, "namespace": ns, "port": port,
+            "fqdn": "%s.%s.svc.%s" % (name, ns, domain)}
+
+
+def parse_paths(items, objs, var="validate_paths", domain="cluster.local"):
+    """Check every path against the cluster objects; raise PathInputError naming ``var[i].field``."""
+    if not isinstance(items, list):
+        raise PathInputError("%s must be a list of {from: {namespace, selector}, to, protocol}" % var)
+    namespaces = {_meta(n).get("name") for n in objs.get("namespaces") or []}
+    out = []
+    for i, item in enumerate(items):
+        where = "%s[%d]" % (var, i)
+        if not isinstance(item, dict) or not isinstance(item.get("from"), dict) or "to" not in item:
+            raise PathInputError("%s: expected {from: {namespace, selector}, to: ..., protocol: tcp|udp}, got %r"
+                                 % (where, item))
+        src_ns = item["from"].get("namespace")
+        if not src_ns or src_ns not in namespaces:
+            raise PathInputError("%s.from.namespace: unknown namespace %r (namespaces: %s)" % (
+                where, src_ns, ", ".join(sorted(namespaces))))
+        selector = parse_selector(item["from"].get("selector"), where + ".from.selector")
+        matched = [w for w in _workloads(objs, src_ns) if netpol.selector_matches(selector, w[2])]
+        if not matched:
+            known = sorted({"%s %s (%s)" % (k, n, netpol.fmt_labels(lab)) for k, n, lab in _workloads(objs, src_ns)})
+            raise PathInputError("%s.from.selector: %s matches no workload in namespace %s (%s)" % (
+                where, netpol.fmt_selector(selector), src_ns, "; ".join(known[:5]) or "it has none"))
+        proto = str(item.get("protocol") or "tcp").upper()
+        if proto not in ("TCP", "UDP"):
+            raise PathInputError("%s.protocol: %r is not tcp or udp" % (where, item.get("protocol")))
+        target = parse_target(item["to"], where + ".to", src_ns, objs, domain)
+        workload = sorted(matched, key=lambda w: (w[0] == "pod", w[1]))[0]
+        source = {"namespace": src_ns, "selector": selector, "workload": "%s %s/%s" % (workload[0], src_ns, workload[1])}
+        out.append({"index": i, "var": where, "from": source,
+                    "source_labels": dict(workload[2]), "to": item["to"], "target": target, "protocol": proto})
+    return out
+
+
+# -- layers --------------------------------------------------------------------------------------
+def _layer(status, detail, obj="", fix=""):
+    return {"status": status, "detail": detail, "object": obj, "fix": fix}
+
+
+def _find(objs, kind, ns, name):
+    for o in objs.get(kind) or []:
+        if _meta(o).get("namespace") == ns and _meta(o).get("name") == name:
+            return o
+    return None
+
+
+def source_pod(path):
+    """The source as the engine sees it: a pod with the workload's labels in the source namespace
+    (as the probe pod is started), on no particular node."""
+    return {"metadata": {"name": "%s (path source)" % path["from"]["workload"].split("/", 1)[1],
+                         "namespace": path["from"]["namespace"], "labels": path["source_labels"]},
+            "spec": {"containers": []}, "status": {"phase": "Running", "podIP": ""}}
+
+
+def _ready_endpoints(objs, ns, name):
+    out = []
+    for sl in objs.get("endpointslices") or []:
+        if _meta(sl).get("namespace") != ns or (_meta(sl).get("labels") or {}).get("kubernetes.io/service-name") != name:
+            continue
+        for ep in sl.get("endpoints") or []:
+            if (ep.get("conditions") or {}).get("ready") is False:
+                continue
+            out.extend(ep.get("addresses") or [])
+    return out
+
+
+def _svc_port(svc, port, proto):
+    for i, sp in enumerate((svc.get("spec") or {}).get("ports") or []):
+        if int(sp.get("port") or 0) == port and (sp.get("protocol") or "TCP").upper() == proto:
+            return i, sp
+    return None, None
+
+
+def _fmt_svc_ports(svc):
+    return ", ".join("%s/%s" % (sp.get("port"), (sp.get("protocol") or "TCP").upper())
+                     for sp in (svc.get("spec") or {}).get("ports") or []) or "none"
+
+
+def _live_pods(objs, ns):
+    return [p for p in objs.get("pods") or [] if _meta(p).get("namespace") == ns
+            and (p.get("status") or {}).get("phase") not in netpol.TERMINAL_PHASES]
+
+
+def service_layer(path, objs):
+    t = path["target"]
+    if t["kind"] != "service":
+        return _layer("skipped", "not a Service: %s" % t["host"])
+    svc = _find(objs, "services", t["namespace"], t["name"])
+    name = "%s/%s" % (t["namespace"], t["name"])
+    if svc is None:
+        return _layer("skipped", "no Service %s" % name)
+    spec = svc.get("spec") or {}
+    if spec.get("type") == "ExternalName":
+        return _layer("skipped", "ExternalName Service %s -> %s" % (name, spec.get("externalName")), "service " + name)
+    idx, sp = _svc_port(svc, t["port"], path["protocol"])
+    if sp is None:
+        return _layer("failed", "Service %s has no %s port %d (ports: %s)" % (
+            name, path["protocol"], t["port"], _fmt_svc_ports(svc)), "service " + name,
+            "use a port the Service exposes in %s.to, or add %s %d to the Service (kubectl -n %s edit service %s)"
+            % (path["var"], path["protocol"], t["port"], t["namespace"], t["name"]))
+    target = sp.get("targetPort", sp.get("port"))
+    selector = spec.get("selector") or {}
+    pods = _live_pods(objs, t["namespace"])
+    selected = [p for p in pods if selector and all((_meta(p).get("labels") or {}).get(k) == v
+                                                    for k, v in selector.items())]
+    ready = _ready_endpoints(objs, t["namespace"], t["name"])
+    if selector and not selected:
+        declaring = [p for p in pods if _declares(p, target, path["protocol"])]
+        fix = "no pod in %s declares targetPort %s: deploy the backend, or fix the Service selector" % (
+            t["namespace"], target)
+        if declaring:
+            labels = _meta(declaring[0]).get("labels") or {}
+            keys = [k for k in selector if k in labels] or sorted(labels)[:1]
+            new = {k: labels[k] for k in keys}
+            fix = "kubectl -n %s patch service %s -p '%s' (pod %s declares targetPort %s)" % (
+                t["namespace"], t["name"], netpol._json({"spec": {"selector": new}}), _meta(declaring[0]).get("name"),
+                target)
+        return _layer("failed", "Service %s: selector %s matches no pod" % (
+            name, netpol.fmt_labels(selector)), "service " + name, fix)
+    declared = [p for p in selected if _declares(p, target, path["protocol"])]
+    if selected and not declared and (isinstance(target, str) and not target.isdigit()
+                                      or any(netpol.container_ports(p) for p in selected)):
+        ports = sorted({"%s/%s" % (p["port"], p["protocol"]) for s in selected for p in netpol.container_ports(s)})
+        numeric = sorted({p["port"] for s in selected for p in netpol.container_ports(s)
+                          if p["protocol"] == path["protocol"]})
+        return _layer("failed", "Service %s: targetPort %s matches no containerPort of the %d selected pod(s) "
+                                "(declared: %s)" % (name, target, len(selected), ", ".join(ports) or "none"),
+                      "service " + name,
+                      "kubectl -n %s patch service %s --type=json -p '%s'" % (
+                          t["namespace"], t["name"], netpol._json([{"op": "replace", "path": "/spec/ports/%d/targetPort"
+                                                                    % idx, "value": numeric[0] if numeric else target}])))
+    if not ready:
+        not_ready = [_meta(p).get("name") for p in selected if not _pod_ready(p)]
+        return _layer("failed", "Service %s has no ready endpoints%s" % (
+            name, " (%d selected pod(s) not Ready: %s)" % (len(not_ready), ", ".join(not_ready[:3])) if not_ready else ""),
+            "service " + name, "kubectl -n %s describe pods -l %s; kubectl -n %s get endpointslices -l "
+            "kubernetes.io/service-name=%s" % (t["namespace"], netpol.fmt_labels(selector), t["namespace"], t["name"]))
+    return _layer("ok", "Service %s %s/%d -> targetPort %s, %d ready endpoint(s)" % (
+        name, path["protocol"], t["port"], target, len(ready)), "service " + name)
+
+
+def _pod_ready(pod):
+    for cond in (pod.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == "Ready":
+            return cond.get("status") == "True"
+    return False
+
+
+def _declares(pod, target, proto):
+    ports = netpol.container_ports(pod)
+    if isinstance(target, str) and not target.isdigit():
+        return any(p["name"] == target and p["protocol"] == proto for p in ports)
+    return any(p["port"] == int(target) and p["protocol"] == proto for p in ports)
+
+
+def dns_layer(path, objs, dns_namespace="kube-system", dns_service="kube-dns"):
+    t = path["target"]
+    if t["kind"] == "host" and t["ip"]:
+        return _layer("skipped", "%s is an address: no lookup" % t["host"])
+    if t["kind"] == "service" and _find(objs, "services", t["namespace"], t["name"]) is None:
+        others = sorted(_meta(s).get("namespace") for s in objs.get("services") or [] if _meta(s).get("name") == t["name"])
+        return _layer("failed", "%s does not exist: no Service %s in namespace %s%s (NXDOMAIN)" % (
+            t["fqdn"], t["name"], t["namespace"], "; a Service %s exists in %s" % (t["name"], ", ".join(others))
+            if others else ""), "service %s/%s" % (t["namespace"], t["name"]),
+            "point %s.to at an existing Service (kubectl get services -A | grep %s)" % (path["var"], t["name"]))
+    coredns = [p for p in _live_pods(objs, dns_namespace)
+               if (_meta(p).get("labels") or {}).get("k8s-app") == "kube-dns"]
+    ready = _ready_endpoints(objs, dns_namespace, dns_service)
+    if not ready:
+        return _layer("failed", "Service %s/%s has no ready endpoints: no lookup can succeed" % (
+            dns_namespace, dns_service), "service %s/%s" % (dns_namespace, dns_service),
+            "see the dns check (DNS_NO_ENDPOINTS / COREDNS_NOT_READY)")
+    src = source_pod(path)
+    targets = [p for p in coredns if (p.get("status") or {}).get("podIP") in ready] or coredns
+    verdicts = [netpol.allowed(src, p, 53, "UDP", objs.get("network_policies"), objs.get("namespaces"),
+                               objs.get("pods")) for p in targets]
+    if verdicts and not any(v["allowed"] for v in verdicts):
+        v = verdicts[0]
+        from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis.dns import allow_dns_policy_yaml
+
+        fix = allow_dns_policy_yaml(path["from"]["namespace"], dns_namespace)
+        near = _near_fix(v, src, targets[0], 53, "UDP", objs)
+        return _layer("failed", "NetworkPolicies block DNS (UDP 53 to CoreDNS) from %s: %s" % (
+            path["from"]["workload"], v["reason"]), "networkpolicy " + ", ".join(v["deciding"]),
+            "%s%s" % ("%s; or " % near if near else "", fix))
+    detail = "%s resolves through %s/%s (%d ready endpoint(s))" % (
+        t.get("fqdn") or t.get("host"), dns_namespace, dns_service, len(ready))
+    return _layer("ok" if t["kind"] == "service" else "unknown", detail if t["kind"] == "service" else
+                  "DNS is reachable from %s; whether %s resolves is known only by probing" % (
+                      path["from"]["workload"], t["host"]))
+
+
+def _near_fix(verdict, src, dst, port, proto, objs):
+    near = verdict.get("nearest")
+    if not near:
+        return ""
+    s, d = netpol.endpoint(src), netpol.endpoint(dst)
+    other = d if near["direction"] == "Egress" else s
+    fixes = netpol.rule_fixes(near, other, d, port, proto, netpol.namespace_labels(objs.get("namespaces")))
+    return netpol.combine_fixes(fixes)
+
+
+def allow_policy_yaml(direction, namespace, name, selector, peer, ports):
+    """A NetworkPolicy that allows exactly one flow, as a ready ``kubectl apply`` heredoc."""
+    key, peers_key = ("ingress", "from") if direction == "Ingress" else ("egress", "to")
+    lines = ["kubectl apply -f - <<'EOF'", "apiVersion: networking.k8s.io/v1", "kind: NetworkPolicy",
+             "metadata: {name: %s, namespace: %s}" % (name, namespace), "spec:",
+             "  podSelector: %s" % _flow(selector), "  policyTypes: [%s]" % direction, "  %s:" % key,
+             "  - %s:" % peers_key]
+    first = True
+    for k, v in peer:
+        lines.append("    %s %s: %s" % ("-" if first else " ", k, _flow(v)))
+        first = False
+    lines.append("    ports: [%s]" % ", ".join("{protocol: %s, port: %s}" % (p, n) for p, n in ports))
+    lines.append("EOF")
+    return "\n".join(lines)
+
+
+def _flow(value):
+    """YAML flow style of a small mapping."""
+    if isinstance(value, dict):
+        return "{%s}" % ", ".join("%s: %s" % (k, _flow(v)) for k, v in sorted(value.items()))
+    if isinstance(value, list):
+        return "[%s]" % ", ".join(_flow(v) for v in value)
+    return str(value)
+
+
+def netpol_layer(path, objs):
+    t = path["target"]
+    src = source_pod(path)
+    pols, nss, pods = objs.get("network_policies"), objs.get("namespaces"), objs.get("pods")
+    if t["kind"] == "service":
+        svc = _find(objs, "services", t["namespace"], t["name"])
+        if svc is None or (svc.get("spec") or {}).get("type") == "ExternalName":
+            return _layer("skipped", "no Service pods to judge")
+        try:
+            v = netpol.allowed(src, svc, t["port"], path["protocol"], pols, nss, pods)
+        except ValueError as exc:
+            return _layer("skipped", str(exc))
+        if not v["backends"]:
+            return _layer("skipped", "the Service selects no pod to judge")
+        denied = [b["pod"] for b in v["backends"] if not b["allowed"] and b["egress"]]
+        dst = next((p for p in pods if _meta(p).get("name") in denied[:1]
+                    and _meta(p).get("namespace") == t["namespace"]), None)
+        _idx, sp = _svc_port(svc, t["port"], path["protocol"])
+        target_port = sp.get("targetPort", sp.get("port"))
+        dst_selector = (svc.get("spec") or {}).get("selector") or {}
+        dst_ns = t["namespace"]
+    else:
+        if not t["ip"]:
+            ep = netpol.endpoint(src)
+            eg_pols = netpol.applying(pols, ep, "Egress")
+            if not eg_pols:
+                return _layer("ok", "%s is not isolated for egress" % path["from"]["workload"])
+            return _layer("unknown", "%s is isolated for egress by %s: ipBlock rules are judged on the address "
+                                     "%s resolves to (probe it)" % (path["from"]["workload"], ", ".join(
+                                         netpol.policy_name(p) for p in eg_pols), t["host"]),
+                          "networkpolicy " + ", ".join(netpol.policy_name(p) for p in eg_pols))
+        v = netpol.allowed(src, t["ip"], t["port"], path["protocol"], pols, nss, pods)
+        dst, target_port, dst_selector, dst_ns = t["ip"], t["port"], None, None
+    if v["allowed"]:
+        return _layer("ok", v["reason"])
+    first = next((b for b in v["backends"] if not b["allowed"] and b["egress"]), None) if v["backends"] else v
+    if first is None:  # only backends without the targetPort: the service layer says so
+        return _layer("skipped", v["reason"])
+    deciding = ", ".join(v["deciding"])
+    detail = v["reason"]
+    src_sel = (path["from"]["selector"].get("matchLabels") or path["source_labels"])
+    flow_name = "allow-%s-to-%s-%s" % (_slug(src_sel), t.get("name") or _slug(t["host"]), t["port"])
+    flow_name = flow_name[:240]
+    if not first["egress"]["allowed"]:
+        if dst_ns:
+            peer = [("namespaceSelector", {"matchLabels": {netpol.NAME_LABEL: dst_ns}}),
+                    ("podSelector", {"matchLabels": dst_selector})]
+        else:
+            peer = [("ipBlock", {"cidr": "%s/32" % t["ip"]})]
+        policy = allow_policy_yaml("Egress", path["from"]["namespace"], flow_name + "-egress", {"matchLabels": src_sel}, peer,
+                                   [(path["protocol"], target_port)])
+    else:
+        peer = [("namespaceSelector", {"matchLabels": {netpol.NAME_LABEL: path["from"]["namespace"]}}),
+                ("podSelector", {"matchLabels": src_sel})]
+        policy = allow_policy_yaml("Ingress", dst_ns, flow_name + "-ingress", {"matchLabels": dst_selector}, peer,
+                                   [(path["protocol"], target_port)])
+    if not first["egress"]["allowed"] and not first["ingress"]["allowed"] and dst_ns:
+        ingress = allow_policy_yaml("Ingress", dst_ns, flow_name + "-ingress", {"matchLabels": dst_selector},
+                                    [("namespaceSelector", {"matchLabels": {netpol.NAME_LABEL: path["from"]["namespace"]}}),
+                                     ("podSelector", {"matchLabels": src_sel})], [(path["protocol"], target_port)])
+        policy = "%s\nand %s" % (policy, ingress)
+    near = _near_fix(first, src, dst, first.get("target_port") or t["port"], path["protocol"], objs) if dst else ""
+    fix = "%s; or %s" % (near, policy) if near else policy
+    return _layer("failed", detail, "networkpolicy " + deciding if deciding else "", fix)
+
+
+def _slug(value):
+    if isinstance(value, dict):
+        value = "-".join(str(v) for _k, v in sorted(value.items()))
+    return re.sub(r"[^a-z0-9-]+", "-", str(value).lower()).strip("-")[:30] or "app"
+
+
+# -- verdicts ------------------------------------------------------------------------------------
+WHY = {
+    "dns": "the name must resolve before anything connects: a missing Service answers NXDOMAIN, and a source "
+           "isolated for egress without a DNS rule times out on every lookup",
+    "service": "kube-proxy sends the Service's traffic to its ready endpoints at the targetPort; with none, or with "
+               "a port nothing listens on, connections are refused or hang",
+    "netpol": "both the egress policies of the source and the ingress policies of the destination pods must allow "
+              "the connection; otherwise the packets are dropped and the connection times out",
+    "connect": "the connection itself failed",
+}
+
+
+def judge(paths, objs, probe_results=None, dns_namespace="kube-system", dns_service="kube-dns"):
+    """[{from, to, protocol, layers, verdict}] and the PATH_BLOCKED findings."""
+    results, findings = [], []
+    for path in paths:
+        layers = {
+            "dns": dns_layer(path, objs, dns_namespace, dns_service),
+            "service": service_layer(path, objs),
+            "netpol": netpol_layer(path, objs),
+            "connect": _layer("skipped", "validate_paths_probe is false: static verdicts only"),
+        }
+        failed = [name for name in LAYERS if layers[name]["status"] == "failed"]
+        verdict = "blocked" if failed else ("unknown" if any(l["status"] == "unknown" for l in layers.values())
+                                            else "ok")
+        src = "%s %s" % (path["from"]["namespace"], netpol.fmt_selector(path["from"]["selector"]))
+        results.append({"from": {"namespace": path["from"]["namespace"],
+                                 "selector": path["from"]["selector"], "workload": path["from"]["workload"]},
+                        "to": path["to"], "protocol": path["protocol"].lower(), "layers": layers, "verdict": verdict})
+        if failed:
+            layer = layers[failed[0]]
+            observed = "%s -> %s/%s is blocked at the %s layer: %s" % (
+                src, path["to"], path["protocol"], failed[0], layer["detail"])
+            fix = layer["fix"]
+            if len(failed) > 1:  # one finding per path: every failing layer's fix, in the order traffic meets them
+                observed += " (also blocked at: %s)" % ", ".join(failed[1:])
+                fix = "\n".join("%d. %s: %s" % (n, name, layers[name]["fix"]) for n, name in enumerate(failed, 1))
+            findings.append(finding(
+                "PATH_BLOCKED", observed, WHY[failed[0]], fix,
+                where="%s: %s -> %s" % (path["var"], path["from"]["workload"], path["to"]),
+                path=path["index"], layer=failed[0], object=layer["object"],
+                failed_layers=failed))
+    return results, findings
+
+
+def check_result(results, findings):
+    """The ``paths`` check result (CONTRACT shape), for the static verdicts."""
+    blocked = [r for r in results if r["verdict"] == "blocked"]
+    unknown = [r for r in results if r["verdict"] == "unknown"]
+    if blocked:
+        msg = "paths: %d of %d path(s) blocked" % (len(blocked), len(results))
+    else:
+        msg = "paths: %d path(s) open%s" % (len(results) - len(unknown), ", %d undetermined without a probe"
+                                            % len(unknown) if unknown else "")
+    return {"status": "failed" if any(f["severity"] == "error" for f in findings) else "passed", "msg": msg,
+            "findings": findings, "evidence": {"mesh": [], "paths": results}}

@@ -1,0 +1,286 @@
+"""Application paths, static verdicts (analysis/paths.py): input errors naming the variable, each layer
+both ways, one PATH_BLOCKED finding per blocked path, and fixes that work when applied."""
+
+import copy
+import re
+
+import pytest
+import yaml
+
+from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis import paths
+
+
+def ns(name, **labels):
+    return {"metadata": {"name": name, "labels": labels}}
+
+
+def pod(name, namespace, labels, ip, ports=(), ready=True, node="node1"):
+    return {"metadata": {"name": name, "namespace": namespace, "labels": labels},
+            "spec": {"nodeName": node, "containers": [{"name": "c", "ports": [dict(p) for p in ports]}]},
+            "status": {"phase": "Running", "podIP": ip, "hostIP": "10.0.1.11",
+                       "conditions": [{"type": "Ready", "status": "True" if ready else "False"}]}}
+
+
+def service(name, namespace, selector, port, target, proto="TCP"):
+    return {"kind": "Service", "metadata": {"name": name, "namespace": namespace},
+            "spec": {"selector": selector, "ports": [{"port": port, "targetPort": target, "protocol": proto}]}}
+
+
+def eps(name, namespace, ips):
+    return {"metadata": {"name": name + "-abcde", "namespace": namespace,
+                         "labels": {"kubernetes.io/service-name": name}},
+            "endpoints": [{"addresses": [ip], "conditions": {"ready": True}} for ip in ips]}
+
+
+DENY_ALL = {"metadata": {"name": "deny-all", "namespace": "shop"},
+            "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}}
+ALLOW_DNS = {"metadata": {"name": "allow-dns", "namespace": "shop"},
+             "spec": {"podSelector": {}, "policyTypes": ["Egress"], "egress": [{
+                 "to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+                         "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
+                 "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}]}}
+
+
+def world(policies=()):
+    """The seeds' app: marketplace calls recommendations:50051 (targetPort grpc: 50051 on v1, 50052 on v2)."""
+    return {
+        "namespaces": [ns("shop"), ns("kube-system"), ns("other")],
+        "deployments": [{"metadata": {"name": "marketplace", "namespace": "shop"},
+                         "spec": {"template": {"metadata": {"labels": {"app": "marketplace"}}}}}],
+        "pods": [pod("marketplace-1", "shop", {"app": "marketplace"}, "192.168.2.20"),
+                 pod("recommendations-v1", "shop", {"app": "recommendations"}, "192.168.3.20",
+                     [{"name": "grpc", "containerPort": 50051}]),
+                 pod("recommendations-v2", "shop", {"app": "recommendations"}, "192.168.3.21",
+                     [{"name": "grpc", "containerPort": 50052}]),
+                 pod("coredns-1", "kube-system", {"k8s-app": "kube-dns"}, "192.168.1.10",
+                     [{"name": "dns", "containerPort": 53, "protocol": "UDP"},
+                      {"name": "dns-tcp", "containerPort": 53, "protocol": "TCP"}])],
+        "services": [service("recommendations", "shop", {"app": "recommendations"}, 50051, "grpc"),
+                     service("kube-dns", "kube-system", {"k8s-app": "kube-dns"}, 53, 53, "UDP")],
+        "endpointslices": [eps("recommendations", "shop", ["192.168.3.20", "192.168.3.21"]),
+                           eps("kube-dns", "kube-system", ["192.168.1.10"])],
+        "network_policies": [copy.deepcopy(p) for p in policies],
+    }
+
+
+MARKET = {"namespace": "shop", "selector": {"app": "marketplace"}}
+
+
+def judge(objs, to="recommendations:50051", protocol="tcp", frm=None):
+    parsed = paths.parse_paths([{"from": frm or MARKET, "to": to, "protocol": protocol}], objs)
+    return paths.judge(parsed, objs)
+
+
+def applied(fix):
+    """The NetworkPolicies a fix's ``kubectl apply`` heredocs create."""
+    return [yaml.safe_load(doc) for doc in re.findall(r"<<'EOF'\n(.*?)\nEOF", fix, re.S)]
+
+
+# -- input ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("item,message", [
+    ({"from": MARKET, "to": "recommendations"}, "validate_paths[0].to: 'recommendations' is not \"service.namespace:port\""),
+    ({"from": MARKET, "to": "recommendations:0"}, "validate_paths[0].to: port 0 is not 1-65535"),
+    ({"from": MARKET, "to": "recommendations:99999"}, "validate_paths[0].to: port 99999 is not 1-65535"),
+    ({"from": MARKET, "to": "bad_name!:80"}, "validate_paths[0].to: 'bad_name!' is not a valid host or Service name"),
+    ({"from": MARKET, "to": 50051}, "validate_paths[0].to: expected"),
+    ({"from": MARKET, "to": "recommendations.shpo:50051"},
+     "validate_paths[0].to: unknown namespace 'shpo' (a Service recommendations exists in shop)"),
+    ({"from": MARKET, "to": "recommendations.nowhere.svc:50051"}, "validate_paths[0].to: unknown namespace 'nowhere'"),
+    ({"from": {"namespace": "shopp", "selector": {"app": "marketplace"}}, "to": "recommendations:50051"},
+     "validate_paths[0].from.namespace: unknown namespace 'shopp' (namespaces: kube-system, other, shop)"),
+    ({"from": {"namespace": "shop", "selector": {"app": "market"}}, "to": "recommendations:50051"},
+     "validate_paths[0].from.selector: app=market matches no workload in namespace shop (deployment marketplace "
+     "(app=marketplace)"),
+    ({"from": {"namespace": "shop"}, "to": "recommendations:50051"}, "validate_paths[0].from.selector: give the"),
+    ({"from": {"namespace": "shop", "selector": "app"}, "to": "recommendations:50051"},
+     "validate_paths[0].from.selector: 'app' is not a label selector"),
+    ({"from": MARKET, "to": "recommendations:50051", "protocol": "sctp"}, "validate_paths[0].protocol: 'sctp' is not"),
+    ("recommendations:50051", "validate_paths[0]: expected {from:"),
+])
+def test_bad_input_names_the_variable(item, message):
+    with pytest.raises(paths.PathInputError) as err:
+        paths.parse_paths([item], world())
+    assert str(err.value).startswith(message), str(err.value)
+
+
+def test_bad_input_not_a_list():
+    with pytest.raises(paths.PathInputError, match="validate_paths must be a list"):
+        paths.parse_paths({"from": MARKET}, world())
+
+
+@pytest.mark.parametrize("to,target", [
+    ("recommendations:50051", {"kind": "service", "name": "recommendations", "namespace": "shop"}),
+    ("recommendations.shop:50051", {"kind": "service", "name": "recommendations", "namespace": "shop"}),
+    ("recommendations.shop.svc:50051", {"kind": "service", "name": "recommendations", "namespace": "shop"}),
+    ("recommendations.shop.svc.cluster.local:50051", {"kind": "service", "name": "recommendations", "namespace": "shop"}),
+    ("kubernetes.io:443", {"kind": "host", "host": "kubernetes.io", "ip": None}),
+    ("203.0.113.7:443", {"kind": "host", "host": "203.0.113.7", "ip": "203.0.113.7"}),
+    ("[2001:db8::7]:443", {"kind": "host", "host": "2001:db8::7", "ip": "2001:db8::7"}),
+])
+def test_targets(to, target):
+    parsed = paths.parse_paths([{"from": {"namespace": "shop", "selector": "app=marketplace"}, "to": to}], world())
+    assert {k: parsed[0]["target"][k] for k in target} == target
+    assert parsed[0]["from"]["workload"] == "deployment shop/marketplace"
+
+
+# -- layers ----------------------------------------------------------------------------------------
+def test_open_cluster_every_layer_ok():
+    results, findings = judge(world())
+    assert findings == []
+    r = results[0]
+    assert r["verdict"] == "ok"
+    assert {k: v["status"] for k, v in r["layers"].items()} == {
+        "dns": "ok", "service": "ok", "netpol": "ok", "connect": "skipped"}
+    assert r["layers"]["service"]["detail"] == ("Service shop/recommendations TCP/50051 -> targetPort grpc, "
+                                                "2 ready endpoint(s)")
+
+
+def test_dns_layer_missing_service():
+    objs = world()
+    objs["services"] = [s for s in objs["services"] if s["metadata"]["name"] != "recommendations"]
+    objs["services"].append(service("recommendations", "other", {"app": "x"}, 50051, 50051))
+    results, findings = judge(objs)
+    assert [f["details"]["layer"] for f in findings] == ["dns"]
+    assert findings[0]["observed"] == (
+        "shop app=marketplace -> recommendations:50051/TCP is blocked at the dns layer: recommendations.shop.svc."
+        "cluster.local does not exist: no Service recommendations in namespace shop; a Service recommendations "
+        "exists in other (NXDOMAIN)")
+    assert findings[0]["where"] == "validate_paths[0]: deployment shop/marketplace -> recommendations:50051"
+
+
+def test_dns_layer_egress_blocked_then_allowed():
+    ingress_open = {"metadata": {"name": "open", "namespace": "shop"},
+                    "spec": {"podSelector": {}, "policyTypes": ["Egress"], "egress": [
+                        {"to": [{"podSelector": {"matchLabels": {"app": "recommendations"}}}]}]}}
+    results, findings = judge(world([ingress_open]))
+    assert results[0]["layers"]["dns"]["status"] == "failed"
+    assert results[0]["layers"]["netpol"]["status"] == "ok"
+    assert findings[0]["details"]["object"] == "networkpolicy shop/open"
+    assert "name: allow-dns, namespace: shop" in findings[0]["remediation"]
+    results, findings = judge(world([ingress_open, ALLOW_DNS]))
+    assert results[0]["layers"]["dns"]["status"] == "ok" and findings == []
+
+
+def test_dns_layer_tutorial_policy_explained():
+    tutorial = copy.deepcopy(ALLOW_DNS)
+    tutorial["spec"]["egress"][0]["to"] = [{"namespaceSelector": {"matchLabels": {"name": "kube-system"}}}]
+    results, findings = judge(world([DENY_ALL, tutorial]))
+    dns = results[0]["layers"]["dns"]
+    assert dns["status"] == "failed"
+    assert "namespaceSelector name=kube-system does not select namespace kube-system" in dns["detail"]
+    assert dns["fix"].startswith("select namespace kube-system by the label the control plane sets")
+
+
+def test_dns_layer_no_dns_endpoints():
+    objs = world()
+    objs["endpointslices"] = [e for e in objs["endpointslices"] if e["metadata"]["namespace"] != "kube-system"]
+    results, _findings = judge(objs)
+    assert results[0]["layers"]["dns"]["detail"] == "Service kube-system/kube-dns has no ready endpoints: no lookup can succeed"
+
+
+def test_service_layer_missing_port():
+    results, findings = judge(world(), to="recommendations:8080")
+    svc = results[0]["layers"]["service"]
+    assert svc["status"] == "failed"
+    assert svc["detail"] == "Service shop/recommendations has no TCP port 8080 (ports: 50051/TCP)"
+    assert findings[0]["details"]["layer"] == "service"
+
+
+def test_service_layer_selector_matches_no_pod():
+    objs = world()
+    objs["services"][0]["spec"]["selector"] = {"app": "recommendation"}
+    objs["endpointslices"] = objs["endpointslices"][1:]
+    results, findings = judge(objs)
+    svc = results[0]["layers"]["service"]
+    assert svc["detail"] == "Service shop/recommendations: selector app=recommendation matches no pod"
+    # only a pod that declares the targetPort (grpc) is proposed, not marketplace
+    assert svc["fix"] == ("kubectl -n shop patch service recommendations -p '{\"spec\":{\"selector\":{\"app\":"
+                          "\"recommendations\"}}}' (pod recommendations-v1 declares targetPort grpc)")
+
+
+def test_service_layer_target_port_not_declared():
+    objs = world()
+    objs["services"][0]["spec"]["ports"][0]["targetPort"] = "http"
+    results, _findings = judge(objs)
+    svc = results[0]["layers"]["service"]
+    assert svc["status"] == "failed"
+    assert svc["detail"].startswith("Service shop/recommendations: targetPort http matches no containerPort of the "
+                                    "2 selected pod(s) (declared: 50051/TCP, 50052/TCP)")
+
+
+def test_service_layer_no_ready_endpoints():
+    objs = world()
+    objs["endpointslices"][0]["endpoints"] = []
+    objs["pods"][1]["status"]["conditions"][0]["status"] = "False"
+    results, _findings = judge(objs)
+    assert results[0]["layers"]["service"]["detail"] == (
+        "Service shop/recommendations has no ready endpoints (1 selected pod(s) not Ready: recommendations-v1)")
+
+
+def test_netpol_layer_deny_all_and_the_fix_applies():
+    objs = world([DENY_ALL, ALLOW_DNS])
+    results, findings = judge(objs)
+    layer = results[0]["layers"]["netpol"]
+    assert layer["status"] == "failed" and results[0]["verdict"] == "blocked"
+    assert layer["object"] == "networkpolicy shop/allow-dns, shop/deny-all"  # both isolate the source for egress
+    assert [f["details"]["layer"] for f in findings] == ["netpol"]
+    policies = applied(findings[0]["remediation"])
+    assert [(p["metadata"]["name"], p["spec"]["policyTypes"]) for p in policies] == [
+        ("allow-marketplace-to-recommendations-50051-egress", ["Egress"]),
+        ("allow-marketplace-to-recommendations-50051-ingress", ["Ingress"])]
+    # the named targetPort stays a name: 50051 on v1 and 50052 on v2 are both allowed by it
+    assert policies[0]["spec"]["egress"][0]["ports"] == [{"protocol": "TCP", "port": "grpc"}]
+    objs["network_policies"] += policies
+    results, findings = judge(objs)
+    assert findings == [] and results[0]["verdict"] == "ok"
+
+
+def test_netpol_layer_one_backend_denied():
+    only_v1 = {"metadata": {"name": "rec-in", "namespace": "shop"},
+               "spec": {"podSelector": {"matchLabels": {"app": "recommendations"}}, "policyTypes": ["Ingress"],
+                        "ingress": [{"ports": [{"port": 50051}]}]}}
+    results, findings = judge(world([only_v1]))
+    layer = results[0]["layers"]["netpol"]
+    assert layer["detail"].startswith("Service shop/recommendations: 1 of 2 backend pod(s) denied")
+    assert "allow TCP 50052 in shop/rec-in ingress rule 0" in layer["fix"]
+
+
+def test_several_layers_one_finding():
+    results, findings = judge(world([DENY_ALL]))
+    assert len(findings) == 1
+    f = findings[0]
+    assert f["details"]["failed_layers"] == ["dns", "netpol"]
+    assert f["observed"].endswith("(also blocked at: netpol)")
+    assert f["remediation"].startswith("1. dns: kubectl apply") and "\n2. netpol: " in f["remediation"]
+    objs = world([DENY_ALL])
+    objs["network_policies"] += applied(f["remediation"])
+    assert judge(objs)[1] == []
+
+
+def test_external_address_egress_denied_then_fixed():
+    objs = world([DENY_ALL, ALLOW_DNS])
+    results, findings = judge(objs, to="203.0.113.7:443")
+    assert results[0]["layers"]["dns"]["status"] == "skipped"
+    assert results[0]["layers"]["service"]["status"] == "skipped"
+    policies = applied(findings[0]["remediation"])
+    assert policies[0]["spec"]["egress"][0]["to"] == [{"ipBlock": {"cidr": "203.0.113.7/32"}}]
+    objs["network_policies"] += policies
+    assert judge(objs, to="203.0.113.7:443")[0][0]["verdict"] == "ok"
+
+
+def test_external_name_isolated_is_unknown_not_blocked():
+    results, findings = judge(world([DENY_ALL, ALLOW_DNS]), to="kubernetes.io:443")
+    assert findings == []
+    assert results[0]["verdict"] == "unknown"
+    assert results[0]["layers"]["netpol"]["status"] == "unknown"
+    assert judge(world(), to="kubernetes.io:443")[0][0]["layers"]["netpol"]["status"] == "ok"
+
+
+def test_check_result_shape():
+    results, findings = judge(world([DENY_ALL]))
+    res = paths.check_result(results, findings)
+    assert res["status"] == "failed" and res["msg"] == "paths: 1 of 1 path(s) blocked"
+    assert res["evidence"] == {"mesh": [], "paths": results}
+    assert sorted(res["evidence"]["paths"][0]) == ["from", "layers", "protocol", "to", "verdict"]
+    ok = paths.check_result(*judge(world()))
+    assert ok["status"] == "passed" and ok["msg"] == "paths: 1 path(s) open"
