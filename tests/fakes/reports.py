@@ -66,14 +66,15 @@ def probes_and_listens(open_checks, silent_listener=None):
 
 
 def matrix_entries(matrix, ephemeral_port=reachability.DEFAULT_EPHEMERAL_PORT):
-    """build_matrix's dict as the report's list of {src, dst, check, proto, port, ok, reason}."""
+    """build_matrix's dict as the report's list of {src, dst, check, proto, port, ok, status, reason}
+    (sorted, as the reachability report plugin writes it)."""
     out = []
-    for (src, dst, check), (status, reason) in matrix.items():
+    for (src, dst, check), (status, reason) in sorted(matrix.items()):
         proto, port = reachability.CHECKS[check][0], reachability.CHECKS[check][1]
         if check == "ephemeral":
             port = ephemeral_port
         out.append({"src": src, "dst": dst, "check": check, "proto": proto, "port": port,
-                    "ok": {"ok": True, "blocked": False}.get(status), "reason": reason})
+                    "ok": status == "ok", "status": status, "reason": reason})
     return out
 
 
@@ -146,11 +147,13 @@ def refs(checks, check, fid=None):
             for i, f in enumerate(checks[check]["findings"]) if f["severity"] == "error" and fid in (None, f["id"])]
 
 
+SELF_REF_CLI = ("aws ec2 authorize-security-group-ingress --group-id %s "
+                "--ip-permissions 'IpProtocol=-1,UserIdGroupPairs=[{GroupId=%s}]'" % (SG_ID, SG_ID))
 SELF_REF_CAUSE = {
     "id": "SG_NO_SELF_REF",
     "title": "The node security group %s has no self-referencing rule" % SG_ID,
     "confidence": "certain",
-    "fix": {"cli": reachability.self_ref_cli(SG_ID), "role_var": reachability.ROLE_VAR},
+    "fix": {"cli": SELF_REF_CLI, "role_var": "ec2_network_sg_self_reference: true"},
     "verify": "ansible-playbook kubeadm_ec2.cluster.validate -e validate_checks=node_reachability,dns",
 }
 IMAGE_CAUSE = {
@@ -163,8 +166,9 @@ IMAGE_CAUSE = {
 }
 
 
-def broken_report(unexplained_dns=False):
-    """The seeds' broken cluster: two causes; optionally one DNS error no cause explains."""
+def broken_report(unexplained_dns=False, causes=True):
+    """The seeds' broken cluster: two causes (or none: a diagnosis that found nothing); optionally one
+    DNS error no cause explains."""
     checks = broken_checks()
     if unexplained_dns:
         checks["dns"]["findings"].append(finding(
@@ -177,6 +181,10 @@ def broken_report(unexplained_dns=False):
                               "every blocked node-pair port is one the group does not allow"])
     img = dict(IMAGE_CAUSE, explains=refs(checks, "image_arch"),
                evidence=["the index of marketplace:v1 lists linux/arm64 only", "nodes cp1, w1 are amd64"])
+    if not causes:
+        errs = [r for c in checks for r in refs(checks, c)]
+        return {"headline": "no root cause; %d error findings unexplained" % len(errs), "root_causes": [],
+                "checks": checks, "unexplained": errs}
     causes = [self_ref, img]
     n = len(set((r["check"], r["index"]) for c in causes for r in c["explains"]))
     report = {"headline": "2 root causes explain %d findings" % n, "root_causes": causes, "checks": checks,
@@ -206,6 +214,11 @@ def healthy_report():
                            "findings": [], "evidence": {}},
         },
     }
+
+
+def errors_of(report, check, fid=None):
+    """How many error findings ``check`` has (of id ``fid``)."""
+    return len(refs(report["checks"], check, fid))
 
 
 def with_hostile_text(report):

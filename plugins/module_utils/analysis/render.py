@@ -25,6 +25,8 @@ import textwrap
 import xml.etree.ElementTree as ET
 from html import escape as _html_escape
 
+from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis.reachability import CHECK_ORDER as NODE_CHECKS
+
 CHECK_ORDER = ("sg_audit", "node_reachability", "dns", "image_arch", "paths")
 STATUS_WORDS = {"passed": "PASS", "failed": "FAIL", "skipped": "SKIP"}
 CELL_STATES = ("ok", "blocked", "unknown")
@@ -190,7 +192,7 @@ def probe_label(entry):
 
 
 def node_grid(evidence):
-    """``(names, ips, {(src, dst): [entries]})`` of the node matrix, entries in producer order."""
+    """``(names, ips, {(src, dst): [entries]})`` of the node matrix, each cell's entries in the probe order."""
     evidence = evidence or {}
     ips = dict(evidence.get("nodes") or {})
     cells = {}
@@ -201,6 +203,9 @@ def node_grid(evidence):
             if n is not None and n not in names:
                 names.append(n)
         cells.setdefault((src, dst), []).append(e)
+    rank = dict((c, i) for i, c in enumerate(NODE_CHECKS))
+    for entries in cells.values():
+        entries.sort(key=lambda e: rank.get(e.get("check"), len(rank)))  # stable: unknown checks keep their order
     return sorted(names, key=u"{0}".format), ips, cells
 
 
@@ -406,11 +411,14 @@ li.probe{margin:1px 0;padding:1px 4px;border-radius:3px;white-space:nowrap}
 .probe.unknown{background:#eaeef2;color:#59636e}
 .dot.ok{background:#1a7f37}.dot.blocked{background:#cf222e}.dot.unknown{background:#8c959f}
 .legend{display:flex;gap:16px;margin:8px 0;font-size:12px}
+a.cause-ref{font-size:10px;color:#cf222e;vertical-align:super}
 table.findings{border-collapse:collapse;width:100%}
 table.findings td,table.findings th{border:1px solid #d0d7de;padding:4px;font-size:12px;vertical-align:top;
 text-align:left}
 tr.error td.sev{color:#cf222e;font-weight:bold}tr.warning td.sev{color:#9a6700}
 tr.explained{color:#59636e}
+#unexplained{border-left:6px solid #bf8700;padding:4px 12px;background:#fff8c5}
+#summary{list-style:none;padding:0;display:flex;gap:18px;margin:0 0 8px}#summary a{color:inherit}
 .status.passed{color:#1a7f37}.status.failed{color:#cf222e}.status.skipped{color:#9a6700}
 """
 
@@ -448,18 +456,44 @@ def _html_causes(report, out):
         if cause.get("verify"):
             out.append('<p>Verify: <code class="verify">%s</code></p>' % _esc(cause["verify"]))
         out.append("</li>")
-    out.append("</ol></section>")
+    out.append("</ol>")
+    rest = unexplained(report)
+    if rest:
+        links = ['<a href="#finding-%s-%d">%s</a>' % (_slug(c), i, _esc("%s %s%s" % (
+            c, f.get("id", ""), " (%s)" % f["where"] if f.get("where") else ""))) for c, i, f in rest]
+        out.append('<p id="unexplained"%s>%s not explained by a root cause: %s</p>' % (
+            _attrs(data_count=len(rest)), _esc(_plural(len(rest), "error finding")), ", ".join(links)))
+    out.append("</section>")
 
 
-def _chips(entries, **common):
+def _chips(entries, causes=None, **common):
+    """The probes of one cell; ``causes``: {check: [cause numbers]} that explain a blocked probe."""
     items = []
     for e in entries:
         state = probe_state(e)
-        items.append('<li class="probe %s"%s><span class="dot %s"></span>%s%s</li>' % (
+        nums = (causes or {}).get(e.get("check")) if state == "blocked" else None
+        items.append('<li class="probe %s"%s><span class="dot %s"></span>%s%s%s</li>' % (
             state, _attrs(data_state=state, data_check=e.get("check") or e.get("kind"), data_proto=e.get("proto"),
-                          data_port=e.get("port"), title=e.get("reason") or "", **common),
-            state, _esc(probe_label(e)), (" " + _esc(e["check"])) if e.get("check") else ""))
+                          data_port=e.get("port"), title=e.get("reason") or "",
+                          data_causes=",".join(str(n) for n in nums) if nums else None, **common),
+            state, _esc(probe_label(e)), (" " + _esc(e["check"])) if e.get("check") else "",
+            "".join(' <a class="cause-ref" href="#cause-%d">%d</a>' % (n, n) for n in nums or ())))
     return '<ul class="probes">%s</ul>' % "".join(items)
+
+
+def probe_causes(report):
+    """``{(src, dst, check): [cause numbers]}``: the causes that explain a node-matrix finding naming
+    that pair and probe (its ``details``: ``src``, ``dst``, ``checks``)."""
+    out = {}
+    findings = _findings(report, "node_reachability")
+    for (check, idx), nums in explained_by(report).items():
+        if check != "node_reachability":
+            continue
+        d = findings[idx].get("details") or {}
+        for probe in d.get("checks") or ():
+            key = (d.get("src"), d.get("dst"), probe)
+            out[key] = sorted(set(out.get(key, []) + nums))
+    return out
 
 
 def _legend():
@@ -472,13 +506,14 @@ def _th(name, sub, **attrs):
     return "<th%s>%s<br><small>%s</small></th>" % (_attrs(**attrs), _esc(name), _esc(sub or ""))
 
 
-def _td(entries, self_cell, **keys):
+def _td(entries, self_cell, causes=None, **keys):
     """One matrix cell: its probes as chips, or the hatched diagonal."""
     if self_cell:
         return '<td class="cell self"%s></td>' % _attrs(data_state="self", **keys)
     state = cell_state(entries)
     chip_keys = dict((k, v) for k, v in keys.items() if k in ("data_src", "data_dst", "data_src_pod"))
-    return '<td class="cell %s"%s>%s</td>' % (state, _attrs(data_state=state, **keys), _chips(entries, **chip_keys))
+    return '<td class="cell %s"%s>%s</td>' % (state, _attrs(data_state=state, **keys),
+                                              _chips(entries, causes, **chip_keys))
 
 
 def _table(table_id, head, rows):
@@ -490,15 +525,18 @@ def _table(table_id, head, rows):
     return "".join(out)
 
 
-def _html_node_matrix(evidence, out):
-    names, ips, cells = node_grid(evidence)
+def _html_node_matrix(report, out):
+    names, ips, cells = node_grid(((report.get("checks") or {}).get("node_reachability") or {}).get("evidence"))
+    by_probe = probe_causes(report)
     out.append('<div class="panel" id="node-panel"><h2>Node to node</h2>')
     if not names:
         out.append('<p class="none">No node matrix in the report.</p></div>')
         return
     head = [_th(n, ips.get(n), data_dst=n, scope="col") for n in names]
     rows = [(_th(src, ips.get(src), data_src=src, scope="row"),
-             [_td(cells.get((src, dst), []), src == dst, data_src=src, data_dst=dst) for dst in names])
+             [_td(cells.get((src, dst), []), src == dst,
+                  dict((c, n) for (s, d, c), n in by_probe.items() if (s, d) == (src, dst)),
+                  data_src=src, data_dst=dst) for dst in names])
             for src in names]
     out.append(_table("node-matrix", head, rows) + "</div>")
 
@@ -537,7 +575,8 @@ def _html_checks(report, out):
                 out.append('<tr class="finding %s%s"%s><td class="sev">%s</td><td>%s</td><td>%s</td><td>%s</td>'
                            '<td>%s</td><td><code>%s</code></td><td>%s</td></tr>' % (
                                _slug(sev), " explained" if nums else "",
-                               _attrs(data_check=check, data_index=i, data_id=f.get("id", ""),
+                               _attrs(id="finding-%s-%d" % (_slug(check), i), data_check=check, data_index=i,
+                                      data_id=f.get("id", ""),
                                       data_explained_by=",".join(str(n) for n in nums) or None),
                                _esc(sev), _esc(f.get("id", "")), _esc(f.get("where", "")), _esc(f.get("observed", "")),
                                _esc(f.get("why", "")), _esc(f.get("remediation", "")),
@@ -547,17 +586,28 @@ def _html_checks(report, out):
     out.append("</section>")
 
 
+def _html_summary(report):
+    """One line of check statuses under the headline, each linking to its section."""
+    items = []
+    for check in check_names(report):
+        status = ((report.get("checks") or {}).get(check) or {}).get("status", "missing")
+        items.append('<li%s><a href="#check-%s">%s</a> <span class="status %s">%s</span></li>' % (
+            _attrs(data_check=check, data_status=status), _slug(check), _esc(check), _slug(status),
+            _esc(STATUS_WORDS.get(status, status))))
+    return '<ul id="summary">%s</ul>' % "".join(items)
+
+
 def html(report, title="kubeadm_ec2 validate report"):
     """One self-contained page (inline CSS, no script, no external reference)."""
     checks = report.get("checks") or {}
     out = [u'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">',
            u"<title>%s</title><style>%s</style></head><body>" % (_esc(title), _CSS),
-           u'<h1 id="headline">%s</h1>' % _esc(headline(report))]
+           u'<h1 id="headline">%s</h1>' % _esc(headline(report)), _html_summary(report)]
     _html_causes(report, out)
     out.append('<section id="matrices"><h2>Reachability</h2>')
     out.append(_legend())
     out.append('<div class="panels">')
-    _html_node_matrix((checks.get("node_reachability") or {}).get("evidence"), out)
+    _html_node_matrix(report, out)
     mesh = ((checks.get("paths") or {}).get("evidence") or {}).get("mesh")
     if mesh:
         _html_pod_matrix(mesh, out)
