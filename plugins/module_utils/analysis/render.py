@@ -653,6 +653,9 @@ def junit(report, suite="kubeadm_ec2.validate"):
     done = explained_by(report)
     root = ET.Element("testsuites", {"name": _clean(suite)})
     rc = _sub(root, "testsuite", name="root_causes")
+    props = _sub(rc, "properties")
+    _sub(props, "property", name="headline", value=headline(report))
+    _sub(props, "property", name="unexplained", value=str(len(unexplained(report))))
     for n, cause in enumerate(causes, 1):
         fix = _fix(cause)
         case = _sub(rc, "testcase", classname="%s.root_causes" % suite, name=cause.get("id", "cause-%d" % n), time="0")

@@ -459,6 +459,8 @@ def test_junit_failure_texts():
                                              "recommendations.default.svc.cluster.local (from w1)")
     out = root.find("testsuite[@name='checks']/testcase[@name='node_reachability']/system-out").text
     assert out == "failed: %d error finding(s) explained by root cause(s) SG_NO_SELF_REF (suite root_causes)" % N_REACH
+    props = dict((p.get("name"), p.get("value")) for p in root.findall("testsuite[@name='root_causes']/properties/property"))
+    assert props == {"headline": HEADLINE, "unexplained": "1"}
     skipped = root.find("testsuite[@name='checks']/testcase[@name='paths']/skipped")
     assert skipped.get("message") == "validate_paths is empty: no application path to check"
 
@@ -506,3 +508,30 @@ def test_html_names_the_unexplained_errors(report, expected):
     assert (found[0]["attrs"]["data-count"], links, found[0]["text"]) == expected
     for href in links:
         assert len(dom.select("tr", id=href[1:])) == 1
+
+
+def test_render_the_real_diagnosis():
+    """The diagnosis' own causes for the seeds' broken checks go through every renderer."""
+    diagnosis = pytest.importorskip(
+        "ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis.diagnosis")
+    checks = reports.broken_checks()
+    causes = diagnosis.diagnose(checks)
+    rest = diagnosis.unexplained(checks, causes)
+    report = {"headline": diagnosis.headline(checks, causes), "root_causes": causes, "checks": checks,
+              "unexplained": rest}
+    assert [c["id"] for c in causes] == ["SG_NO_SELF_REF", "IMAGE_ARCH_MISMATCH"] and rest == []
+    lines = r.text(report).splitlines()
+    assert lines[0] == "validate: " + report["headline"]
+    for n, cause in enumerate(causes, 1):
+        assert "    %s | confidence: %s | explains %s" % (
+            cause["id"], cause["confidence"], r._plural(len(cause["explains"]), "finding")) in lines
+        assert [line for line in lines if line.startswith("Root cause %d/2: " % n)]
+    assert all(len(line) <= 100 for line in lines if len(r.shell_words(line.strip()) or [line]) > 1)
+    dom = Dom(r.html(report))
+    assert [e["attrs"]["data-cause"] for e in dom.elements if e["tag"] == "li" and e["attrs"].get("class") == "cause"] \
+        == ["SG_NO_SELF_REF", "IMAGE_ARCH_MISMATCH"]
+    chips = [e for e in dom.elements if e["tag"] == "li" and "data-src" in e["attrs"]]
+    assert [e["attrs"].get("data-causes") for e in chips if e["attrs"]["data-state"] == "blocked"] == \
+        ["1"] * len([e for e in chips if e["attrs"]["data-state"] == "blocked"])
+    root, cases = _cases(r.junit(report))
+    assert root.get("failures") == "2" and [c[1] for c in cases if c[0] == "root_causes"] == [c["id"] for c in causes]
