@@ -14,3 +14,21 @@ if COLLECTIONS not in sys.path:
     sys.path.insert(0, COLLECTIONS)
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
+
+
+def pytest_configure(config):
+    """tmp_path lives in a private directory with a random name (pytest's default is the predictable
+    /tmp/pytest-of-USER); removed at the end of the session. An explicit --basetemp wins."""
+    if not config.option.basetemp:
+        import tempfile
+
+        config.option.basetemp = tempfile.mkdtemp(prefix="kec2-pytest-")
+        config._kec2_basetemp = config.option.basetemp
+
+
+def pytest_unconfigure(config):
+    path = getattr(config, "_kec2_basetemp", None)
+    if path:
+        import shutil
+
+        shutil.rmtree(path, ignore_errors=True)

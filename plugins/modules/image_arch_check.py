@@ -25,12 +25,20 @@ description:
     O(node_arches); Ansible fact spellings (C(x86_64), C(aarch64)) are normalised to C(amd64), C(arm64).
   - A workload's C(nodeSelector) and required node affinity on C(kubernetes.io/arch) restrict the node
     architectures it is checked against.
-  - Pod statuses and events with C(ErrImagePull)/C(ImagePullBackOff) "no match for platform" are linked
-    to the image's finding.
+  - What containerd does on each node architecture decides the finding. An index (OCI image index or
+    Docker manifest list) without the node's platform fails the pull ("no match for platform in manifest").
+    A single manifest is pulled without a platform check, so a wrong architecture fails only when the
+    container starts ("exec format error", CrashLoopBackOff). Buildx attestation entries
+    (C(unknown/unknown)) are never a platform.
+  - Pod statuses and events with C(ErrImagePull)/C(ImagePullBackOff) "no match for platform", and
+    containers whose start failed with "exec format error", are linked to the image's finding.
   - Distinct images are resolved concurrently (bounded by O(max_workers)) with results cached per digest.
-  - Returns findings with id C(IMAGE_ARCH_MISMATCH) (platforms offered, node architectures lacking one,
-    affected workloads, the C(docker buildx) fix or a C(nodeSelector) pin) or C(IMAGE_UNREACHABLE) (the
-    HTTP status of the registry, or the connection error).
+  - Returns findings with id C(IMAGE_ARCH_MISMATCH) (an index lacks a node's platform; platforms offered,
+    node architectures lacking one, affected workloads, the C(docker buildx) fix or a C(nodeSelector) pin),
+    C(IMAGE_EXEC_FORMAT) (a single manifest of another architecture, which pulls and fails at start),
+    C(IMAGE_PLATFORM_FALLBACK) (a warning; only a 32-bit build containerd falls back to, such as
+    C(linux/arm/v7) on arm64 nodes) or C(IMAGE_UNREACHABLE) (the HTTP status of the registry, or the
+    connection error).
   - The module only reads; it never changes anything.
 author:
   - kubeadm_ec2 maintainers (@kubeadm-ec2)
@@ -224,6 +232,10 @@ images:
     media_type:
       description: Media type of that manifest or index.
       type: str
+    kind:
+      description: C(index) (OCI image index or Docker manifest list) or C(manifest) (a single image manifest);
+        null when the image could not be resolved.
+      type: str
     platforms:
       description: Platforms offered (os/architecture[/variant]).
       type: list
@@ -262,6 +274,7 @@ from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis.image
     is_top_level,
     pull_errors_from_events,
     pull_errors_from_pods,
+    start_errors_from_pods,
     workloads_from_objects,
 )
 from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.probes.registry import (
@@ -334,6 +347,7 @@ def run(module):
             if "events" in reads:
                 pods = [o for o in objs if o.get("kind") == "Pod"] if objs else reader.pods(namespaces)
                 pull_errors.extend(pull_errors_from_pods(pods))
+                pull_errors.extend(start_errors_from_pods(pods))
                 pull_errors.extend(pull_errors_from_events(reader.events(namespaces)))
         except Exception as exc:  # pylint: disable=broad-except
             module.fail_json(msg="%s: reading the cluster through %s failed: %s" % (CHECK, p["kubeconfig"], exc))

@@ -312,7 +312,9 @@ def main(argv=None):
         t = out.step(1, total, "starting the local EC2 emulator (moto) and the registry")
         moto = MotoServer().start()
         registry = Registry().start()
-        registry.push_image("marketplace", "v1", arch="arm64")
+        # what `docker buildx build --push` on an Apple Silicon laptop writes: an arm64-only index
+        # (with its attestation entry), which containerd refuses on amd64 nodes at pull time
+        registry.push_index("marketplace", "v1", ["arm64"], attestation=True)
         out.done(t, "moto %s, registry %s, marketplace:v1 pushed for arm64 only" % (moto.endpoint_url, registry.host))
 
         t = out.step(2, total, "site.yml --tags provision with the seeds' security group (no self-reference)")

@@ -21,23 +21,11 @@ import json
 import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlparse
 
-
-def _status(code, reason, message, name=None, kind=None):
-    body = {
-        "kind": "Status",
-        "apiVersion": "v1",
-        "metadata": {},
-        "status": "Failure",
-        "message": message,
-        "reason": reason,
-        "code": code,
-    }
-    if name or kind:
-        body["details"] = {"name": name or "", "kind": kind or ""}
-    return body
+from tests.support.k8s import status as _status
+from tests.support.lifecycle import Substrate
 
 
 def _dig(obj, dotted):
@@ -307,39 +295,27 @@ class _Handler(BaseHTTPRequestHandler):
         return self._send(200, {k: v for k, v in obj.items() if not k.startswith("_")})
 
 
-class FakeKubeAPI:
-    """Start/stop the fake on 127.0.0.1 with a free port; write a kubeconfig for it."""
+class FakeKubeAPI(Substrate):
+    """The fake on 127.0.0.1 with a free port (a Substrate: start/stop/context manager); writes a
+    kubeconfig for it."""
+
+    prefix = "fake-kube-api-"
 
     def __init__(self, cluster=None):
+        super(FakeKubeAPI, self).__init__()
         self.cluster = cluster or FakeCluster()
         self.httpd = None
-        self.thread = None
 
     @property
     def url(self):
         return "http://127.0.0.1:%d" % self.httpd.server_address[1]
 
-    def start(self):
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self.httpd.daemon_threads = True
-        self.httpd.cluster = self.cluster
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-        return self
+    def _start(self):
+        self.httpd = self.serve_http(_Handler, cluster=self.cluster)
 
-    def stop(self):
-        if self.httpd:
-            self.httpd.shutdown()
-            self.httpd.server_close()
-            self.httpd = None
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
-
-    def write_kubeconfig(self, path):
+    def write_kubeconfig(self, path=None):
+        """A kubeconfig (token auth) for this fake, at ``path`` or in the fake's private directory."""
+        path = path or self.path("kubeconfig")
         text = (
             "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: %s\n"
             "users:\n- name: fake\n  user:\n    token: fake-token\n"

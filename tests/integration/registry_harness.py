@@ -15,8 +15,10 @@ Usage::
         # `auth: token` with a tiny JWT token server (RS256, x5c) started alongside: anonymous pulls
         # are granted except for repositories starting with a ``private`` prefix; users get pull+push.
 
-Everything binds to 127.0.0.1 on free ports, lives in a temp dir and is removed by ``stop()``.
-Pushes go over the registry API (blobs, config, manifests generated here; tiny gzip tar layers).
+Everything binds to 127.0.0.1 on free ports and lives in a private work directory (0700) that
+``stop()`` removes: both are tests/support/lifecycle.py substrates. Pushes go over the registry API
+(blobs, config, manifests generated here; tiny gzip tar layers whose ``/app`` is a tiny static
+executable for the image's architecture, tests/support/elf.py, so containerd can run it).
 """
 
 import base64
@@ -25,18 +27,17 @@ import hashlib
 import io
 import json
 import os
-import shutil
-import socket
 import subprocess
 import tarfile
-import tempfile
-import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.error import HTTPError, URLError
 from urllib.parse import parse_qs, urlencode, urljoin, urlparse
 from urllib.request import Request, urlopen
+
+from tests.support.elf import executable
+from tests.support.lifecycle import Substrate, free_port
 
 REGISTRY_BIN = "/usr/bin/docker-registry"
 
@@ -52,12 +53,6 @@ MEDIA = {
     "oci": (OCI_INDEX, OCI_MANIFEST, OCI_CONFIG, OCI_LAYER),
     "docker": (DOCKER_LIST, DOCKER_MANIFEST, DOCKER_CONFIG, DOCKER_LAYER),
 }
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def sha256(data):
@@ -87,14 +82,19 @@ def bcrypt_hash(password):
     return line.stdout.strip().split(":", 1)[1]
 
 
-def fake_layer(text):
-    """A tiny, deterministic gzip'd tar with one file. Returns (gzip bytes, diff_id)."""
+def fake_layer(text, arch=None):
+    """A tiny, deterministic gzip'd tar: ``etc/image-arch`` holding ``text`` and, for a known
+    architecture, the executable ``app`` built for it. Returns (gzip bytes, diff_id)."""
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.USTAR_FORMAT) as tar:
-        data = text.encode()
-        info = tarfile.TarInfo("etc/image-arch")
-        info.size, info.mtime, info.mode = len(data), 0, 0o644
-        tar.addfile(info, io.BytesIO(data))
+        files = [("etc/image-arch", text.encode(), 0o644)]
+        program = executable(arch) if arch else None
+        if program:
+            files.append(("app", program, 0o755))
+        for name, data, mode in files:
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime, info.mode = len(data), 0, mode
+            tar.addfile(info, io.BytesIO(data))
     tar_bytes = raw.getvalue()
     gz = io.BytesIO()
     with gzip.GzipFile(fileobj=gz, mode="wb", mtime=0) as fh:
@@ -139,15 +139,19 @@ class _TokenKeys:
         return signing_input + "." + _b64url(sig)
 
 
-class TokenServer:
+class TokenServer(Substrate):
     """Docker token auth (``GET /token?service=..&scope=repository:NAME:pull,push``).
 
     Basic credentials from ``users`` grant pull+push on every repository; anonymous requests get
     pull on repositories not starting with one of the ``private`` prefixes; wrong credentials -> 401.
+    The signing key's certificate (``keys.bundle``) is in the server's private directory.
     """
 
-    def __init__(self, workdir, users, private=(), service="test-registry", issuer="test-token-issuer"):
-        self.keys = _TokenKeys(workdir)
+    prefix = "imgarch-token-"
+
+    def __init__(self, users, private=(), service="test-registry", issuer="test-token-issuer"):
+        super(TokenServer, self).__init__()
+        self.keys = None
         self.users = dict(users or {})
         self.private = tuple(private or ())
         self.service = service
@@ -183,7 +187,8 @@ class TokenServer:
                   "nbf": now - 10, "iat": now, "jti": uuid.uuid4().hex, "access": access}
         return self.keys.sign(claims)
 
-    def start(self):
+    def _start(self):
+        self.keys = _TokenKeys(self.workdir)
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -217,22 +222,13 @@ class TokenServer:
                 token = outer.token(user, query.get("scope", []))
                 return self._send(200, {"token": token, "access_token": token, "expires_in": 300})
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self):
-        if self.httpd:
-            self.httpd.shutdown()
-            self.httpd.server_close()
-            self.httpd = None
+        self.httpd = self.serve_http(Handler)
 
 
 # ----------------------------------------------------------------------------- registry
 
 
-class Registry:
+class Registry(Substrate):
     """Start/stop ``docker-registry`` on 127.0.0.1 and push generated images to it.
 
     auth: None (anonymous), "htpasswd" (Basic) or "token" (Bearer via TokenServer).
@@ -240,14 +236,17 @@ class Registry:
     private: repository prefixes the token server refuses to anonymous users.
     """
 
+    prefix = "imgarch-registry-"
+    start_timeout = 20
+
     def __init__(self, auth=None, users=None, private=(), binary=REGISTRY_BIN):
+        super(Registry, self).__init__()
         if auth not in (None, "htpasswd", "token"):
             raise ValueError("auth must be None, 'htpasswd' or 'token'")
         self.auth = auth
         self.users = dict(users or ({"admin": "admin-pass"} if auth else {}))
         self.private = tuple(private)
         self.binary = binary
-        self.workdir = None
         self.proc = None
         self.port = None
         self.token_server = None
@@ -277,7 +276,7 @@ class Registry:
             "    disabled: true",
             "storage:",
             "  filesystem:",
-            "    rootdirectory: %s" % os.path.join(self.workdir, "data"),
+            "    rootdirectory: %s" % self.path("data"),
             "  delete:",
             "    enabled: true",
             "http:",
@@ -285,7 +284,7 @@ class Registry:
             "  secret: %s" % uuid.uuid4().hex,
         ]
         if self.auth == "htpasswd":
-            path = os.path.join(self.workdir, "htpasswd")
+            path = self.path("htpasswd")
             with open(path, "w") as fh:
                 for user, pw in self.users.items():
                     fh.write("%s:%s\n" % (user, bcrypt_hash(pw)))
@@ -294,62 +293,38 @@ class Registry:
             ts = self.token_server
             lines += ["auth:", "  token:", "    realm: %s" % ts.realm, "    service: %s" % ts.service,
                       "    issuer: %s" % ts.issuer, "    rootcertbundle: %s" % ts.keys.bundle]
-        path = os.path.join(self.workdir, "config.yml")
+        path = self.path("config.yml")
         with open(path, "w") as fh:
             fh.write("\n".join(lines) + "\n")
         return path
 
-    def start(self, timeout=20):
-        self.workdir = tempfile.mkdtemp(prefix="imgarch-registry-")
+    def _answers(self):
+        try:
+            urlopen(self.url + "/v2/", timeout=1).close()
+            return True
+        except HTTPError as exc:
+            return exc.code == 401
+        except (URLError, OSError):
+            return False
+
+    def _start(self):
         if self.auth == "token":
-            self.token_server = TokenServer(self.workdir, self.users, self.private).start()
-        for _attempt in range(3):
+            self.token_server = TokenServer(self.users, self.private).start()
+        for attempt in (1, 2, 3):  # a free port can be taken between free_port() and the bind
             self.port = free_port()
-            config = self._config()
-            log = open(os.path.join(self.workdir, "registry.log"), "ab")
-            self.proc = subprocess.Popen([self.binary, "serve", config], stdout=log, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL)
-            log.close()
-            deadline = time.time() + timeout
-            while time.time() < deadline and self.proc.poll() is None:
-                try:
-                    urlopen(self.url + "/v2/", timeout=1).close()
-                    return self
-                except HTTPError as exc:
-                    if exc.code == 401:
-                        return self
-                except (URLError, OSError):
-                    pass
-                time.sleep(0.05)
-            self._kill()
-        log_text = open(os.path.join(self.workdir, "registry.log"), errors="replace").read()[-2000:]
-        self.stop()
-        raise RuntimeError("docker-registry did not start:\n" + log_text)
-
-    def _kill(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
+            self.proc = self.spawn([self.binary, "serve", self._config()], "registry.log")
             try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self.proc = None
+                self.wait_until(self._answers, self.start_timeout, "docker-registry", self.proc, "registry.log")
+                return
+            except RuntimeError:
+                self.kill(self.proc)
+                if attempt == 3:
+                    raise
 
-    def stop(self):
-        self._kill()
+    def _stop(self):
         if self.token_server:
             self.token_server.stop()
             self.token_server = None
-        if self.workdir:
-            shutil.rmtree(self.workdir, ignore_errors=True)
-            self.workdir = None
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
 
     def docker_config(self, path, user=None, password=None):
         """Write a docker config.json with credentials for this registry; returns the path."""
@@ -418,9 +393,9 @@ class Registry:
         """Push a single-platform image (config names its architecture). Returns
         {"digest", "size", "media_type", "platform"}; with tag=None it is pushed by digest only."""
         _index_mt, manifest_mt, config_mt, layer_mt = MEDIA[media]
-        layer, diff_id = fake_layer("%s/%s/%s %s" % (os_name, arch, variant or "", repo))
+        layer, diff_id = fake_layer("%s/%s/%s %s" % (os_name, arch, variant or "", repo), arch)
         layer_digest = self.push_blob(repo, layer)
-        config = {"architecture": arch, "os": os_name, "config": {"Cmd": ["/bin/true"]},
+        config = {"architecture": arch, "os": os_name, "config": {"Entrypoint": ["/app"]},
                   "rootfs": {"type": "layers", "diff_ids": [diff_id]}, "history": [{"created_by": "test"}]}
         if variant:
             config["variant"] = variant

@@ -5,7 +5,7 @@ import pytest
 from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis import image as img
 from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.probes.image_k8s import ClusterReader
 from tests.fakes.k8s_api import FakeKubeAPI
-from tests.integration.image_support import deployment, failing_pod, node, pull_event
+from tests.support.k8s import deployment, failing_pod, node, pull_event
 
 REG = "127.0.0.1:5999"
 
@@ -48,13 +48,10 @@ def _objects():
 
 
 @pytest.fixture()
-def reader(tmp_path):
-    api = FakeKubeAPI().start()
-    api.cluster.add_all(_objects())
-    try:
-        yield ClusterReader(api.write_kubeconfig(str(tmp_path / "kubeconfig")), timeout=5)
-    finally:
-        api.stop()
+def reader():
+    with FakeKubeAPI() as api:
+        api.cluster.add_all(_objects())
+        yield ClusterReader(api.write_kubeconfig(), timeout=5)
 
 
 def test_node_arches_from_node_info(reader):

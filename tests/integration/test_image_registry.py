@@ -19,7 +19,8 @@ BUILDX = "docker buildx build --platform linux/amd64,linux/arm64 -t %s --push DI
 @pytest.fixture(scope="module")
 def plain():
     with Registry() as reg:
-        reg.arm_only = reg.push_image("marketplace", "v1", arch="arm64")
+        reg.arm_only = reg.push_image("marketplace", "v1", arch="arm64")  # `docker push` from an arm64 laptop
+        reg.push_index("buildx", "v1", ["arm64"], attestation=True)  # `docker buildx build --push` on one
         reg.index_digest = reg.push_index("multi", "v1", ["amd64", "arm64"], attestation=True)
         reg.push_manifest_list("dlist", "v1", ["amd64", "arm64/v8"])
         reg.push_image("legacy", "v1", arch="amd64", media="docker")
@@ -48,18 +49,30 @@ def test_platforms_of_each_manifest_shape(plain, repo, platforms, media_type):
 
 
 def test_arm64_only_fails_on_amd64_and_multi_arch_passes(plain):
+    """What containerd does decides the finding (tests/integration/test_image_containerd.py compares it
+    with a real containerd): an arm64-only index fails the pull on amd64, a single arm64 manifest is
+    pulled and fails at start."""
     client = _client(plain)
-    findings, _report = _check(client, [plain.host + "/marketplace:v1"])
+    findings, _report = _check(client, [plain.host + "/buildx:v1"])
     assert [f["id"] for f in findings] == ["IMAGE_ARCH_MISMATCH"]
-    assert findings[0]["remediation"] == BUILDX % (plain.host + "/marketplace:v1")
+    assert findings[0]["remediation"] == BUILDX % (plain.host + "/buildx:v1")
     assert findings[0]["details"]["missing_arches"] == ["amd64"]
+    findings, _report = _check(client, [plain.host + "/marketplace:v1"])
+    assert [f["id"] for f in findings] == ["IMAGE_EXEC_FORMAT"]
+    assert findings[0]["remediation"] == BUILDX % (plain.host + "/marketplace:v1")
+    assert findings[0]["details"]["exec_arches"] == ["amd64"]
     for ok in ("multi:v1", "dlist:v1"):
         assert _check(client, [plain.host + "/" + ok], ["amd64", "arm64"])[0] == []
-    # arm/v7 only: neither EC2 architecture can run it
+    # a single arm/v7 manifest: no EC2 architecture has a build of its own; amd64 cannot run it,
+    # arm64 falls back to the 32-bit build (a warning)
     findings, _report = _check(client, [plain.host + "/armv7:v1"], ["amd64", "arm64"])
-    assert findings[0]["details"]["missing_arches"] == ["amd64", "arm64"]
-    assert findings[0]["remediation"] == (
-        "docker buildx build --platform linux/amd64,linux/arm,linux/arm64 -t %s/armv7:v1 --push DIR" % plain.host)
+    assert [(f["id"], f["severity"]) for f in findings] == [("IMAGE_EXEC_FORMAT", "error"),
+                                                            ("IMAGE_PLATFORM_FALLBACK", "warning")]
+    assert findings[0]["details"]["exec_arches"] == ["amd64"]
+    assert findings[1]["details"]["fallback"] == {"arm64": "linux/arm/v7"}
+    for f in findings:
+        assert f["remediation"] == (
+            "docker buildx build --platform linux/amd64,linux/arm,linux/arm64 -t %s/armv7:v1 --push DIR" % plain.host)
 
 
 def test_digest_reference_resolves_the_index(plain):
@@ -166,7 +179,7 @@ def test_basic_auth_with_parameters_and_docker_config(basic, tmp_path):
 @pytest.fixture(scope="module")
 def token():
     with Registry(auth="token", users={"alice": "s3cret"}, private=["private/"]) as reg:
-        reg.push_image("public/marketplace", "v1", arch="arm64")
+        reg.push_index("public/marketplace", "v1", ["arm64"], attestation=True)
         reg.push_index("private/billing", "v1", ["amd64", "arm64"])
         yield reg
 

@@ -31,6 +31,10 @@ CATALOGUE = (
     "NETPOL_BLOCKS_DNS",
     "SVC_NO_ENDPOINTS",
     "IMAGE_ARCH_MISMATCH",
+    # a single manifest of another architecture: pulled, then "exec format error" at start
+    "IMAGE_EXEC_FORMAT",
+    # only a 32-bit build containerd falls back to (arm/v7 on arm64, 386 on amd64): a warning
+    "IMAGE_PLATFORM_FALLBACK",
     "IMAGE_UNREACHABLE",
     "INPUT_INVALID",
     # additive (dns_check): a name cluster DNS answers NXDOMAIN for; a DNS probe pod that gave no result

@@ -11,10 +11,19 @@
 * which node architectures a pod spec can land on (``nodeSelector`` and required
   node affinity on ``kubernetes.io/arch``);
 * workloads and their images from manifests or API objects (init containers too);
-* pull failures ("no match for platform") from pod statuses and events;
-* the findings IMAGE_ARCH_MISMATCH and IMAGE_UNREACHABLE.
+* what containerd does with an image on a node (``platform_verdict``), modelled on
+  containerd 1.6's platform matcher: an index entry must match the node's platform
+  (os/architecture/variant after normalisation) or one containerd falls back to
+  (amd64 -> 386, arm64 -> arm/v8..v5, arm/vN -> arm/vN-1..v5); an index without
+  either fails the pull ("no match for platform in manifest"); a single manifest
+  is pulled without any platform check and a wrong architecture fails only when
+  the container starts ("exec format error", CrashLoopBackOff);
+* pull failures ("no match for platform") and start failures ("exec format
+  error") from pod statuses and events;
+* the findings IMAGE_ARCH_MISMATCH, IMAGE_EXEC_FORMAT, IMAGE_PLATFORM_FALLBACK and
+  IMAGE_UNREACHABLE.
 
-The registry I/O lives in ``_checks/registry.py``; ``evaluate()`` takes the
+The registry I/O lives in ``probes/registry.py``; ``evaluate()`` takes the
 resolved results as plain data.
 """
 
@@ -27,6 +36,7 @@ import re
 from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis.arch import normalize_arch
 from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis.findings import (
     WARNING,
+    errors,
     finding,
 )
 
@@ -57,6 +67,13 @@ _PLATFORM_ERR_RE = re.compile(
     r"no match for platform in manifest|no matching manifest for \S+ in the manifest list", re.IGNORECASE
 )
 _EVENT_IMAGE_RE = re.compile(r'image "([^"]+)"')
+_EXEC_ERR_RE = re.compile(r"exec format error", re.IGNORECASE)
+
+# platform_verdict() results
+PULL_OK = "ok"
+NO_MATCH = "no_match"  # an index without the node's platform: the pull fails
+EXEC_FORMAT = "exec_format"  # a single manifest of another architecture: pulled, fails at start
+FALLBACK = "fallback"  # only a platform containerd falls back to (32-bit on a 64-bit node)
 
 
 # --------------------------------------------------------------------------- references
@@ -140,11 +157,6 @@ def short_name(ref):
     return out
 
 
-def manifest_target(ref):
-    """What to ask the registry for: the digest when pinned, otherwise the tag."""
-    return ref["digest"] or ref["tag"]
-
-
 # --------------------------------------------------------------------------- platforms
 
 
@@ -217,6 +229,99 @@ def platform_from_config(config):
     if config.get("variant"):
         out["variant"] = config["variant"]
     return out
+
+
+# containerd 1.6's spelling of architectures and variants (platforms.Normalize): these aliases
+# also reset the variant; armhf/armel name one
+_CTR_ARCH = {"i386": ("386", ""), "x86_64": ("amd64", ""), "x86-64": ("amd64", ""),
+             "armhf": ("arm", "v7"), "armel": ("arm", "v6")}
+
+
+def normalize_platform(platform):
+    """A platform as containerd compares it: lowercase os, canonical architecture and variant
+    (arm64 v8 is the default and spelled empty; plain arm is arm/v7)."""
+    os_name = str(platform.get("os") or "").strip().lower()
+    arch = str(platform.get("architecture") or "").strip().lower()
+    variant = str(platform.get("variant") or "").strip().lower()
+    if arch in _CTR_ARCH:
+        arch, variant = _CTR_ARCH[arch]
+    elif arch in ("arm64", "aarch64"):
+        arch = "arm64"
+        if variant in ("8", "v8"):
+            variant = ""
+    elif arch == "arm":
+        if variant in ("", "7"):
+            variant = "v7"
+        elif variant in ("5", "6", "8"):
+            variant = "v" + variant
+    return {"os": os_name, "architecture": arch, "variant": variant}
+
+
+def node_platform(arch):
+    """The platform of a Linux node of architecture ``arch`` (arm nodes are arm/v7)."""
+    return normalize_platform({"os": "linux", "architecture": _arch(arch)})
+
+
+def _arm_down(os_name, version):
+    return [{"os": os_name, "architecture": "arm", "variant": "v%d" % v} for v in range(version, 4, -1)]
+
+
+def compatible_platforms(node):
+    """The platforms containerd accepts for a node, best first (platforms.Only): the node's own,
+    then 386 on amd64, the older arm variants on arm, and 32-bit arm (v8 down to v5) on arm64."""
+    node = normalize_platform(node)
+    out = [node]
+    arch, os_name = node["architecture"], node["os"]
+    if arch == "amd64":
+        out.append({"os": os_name, "architecture": "386", "variant": ""})
+    elif arch == "arm" and re.match(r"^v[0-9]+$", node["variant"]):
+        out.extend(_arm_down(os_name, int(node["variant"][1:]) - 1))
+    elif arch == "arm64":
+        out.extend(_arm_down(os_name, 8))
+    return out
+
+
+def platform_rank(node, platform):
+    """0 when ``platform`` is the node's own, n > 0 when containerd falls back to it, None when never."""
+    want = normalize_platform(platform)
+    for rank, cand in enumerate(compatible_platforms(node)):
+        if cand == want:
+            return rank
+    return None
+
+
+def resolution_kind(res):
+    """``index`` or ``manifest`` for a registry result (``kind``, else its media type; index by default)."""
+    kind = res.get("kind")
+    if kind in ("index", "manifest"):
+        return kind
+    media_type = (res.get("media_type") or "").split(";")[0].strip()
+    if media_type in MANIFEST_TYPES or media_type == MT_DOCKER_V1_SIGNED:
+        return "manifest"
+    return "index"
+
+
+def platform_verdict(res, arch):
+    """What containerd does with this image on a node of architecture ``arch``.
+
+    Returns ``(verdict, platform)``: the platform containerd would run (None for NO_MATCH).
+    An index is matched entry by entry against the node's platform (exact first, then the
+    fallbacks); a single manifest is pulled without a platform check, so its architecture only
+    matters when the container starts.
+    """
+    node = node_platform(arch)
+    platforms = res.get("platforms") or []
+    ranked = [(platform_rank(node, p), i) for i, p in enumerate(platforms)]
+    ranked = sorted((r, i) for r, i in ranked if r is not None)
+    if resolution_kind(res) == "manifest":
+        if not platforms:
+            return EXEC_FORMAT, None
+        if not ranked:
+            return EXEC_FORMAT, platforms[0]
+    elif not ranked:
+        return NO_MATCH, None
+    rank, index = ranked[0]
+    return (PULL_OK if rank == 0 else FALLBACK), platforms[index]
 
 
 def available_arches(platforms):
@@ -332,22 +437,46 @@ def is_top_level(obj):
 # --------------------------------------------------------------------------- pull failures
 
 
-def pull_errors_from_pods(pods):
-    """Containers waiting in ErrImagePull/ImagePullBackOff because of the platform."""
-    out = []
+def _container_statuses(pods):
+    """(where, container status) of every init and app container of the pods."""
     for pod in flatten_objects(pods):
         meta = pod.get("metadata") or {}
         where = "Pod/%s/%s" % (meta.get("namespace") or "default", meta.get("name"))
         status = pod.get("status") or {}
         for key in ("initContainerStatuses", "containerStatuses"):
             for cs in status.get(key) or []:
-                waiting = ((cs.get("state") or {}).get("waiting")) or {}
-                msg = waiting.get("message") or ""
-                if waiting.get("reason") in _PULL_ERR_REASONS and _PLATFORM_ERR_RE.search(msg):
-                    image = cs.get("image") or ""
-                    m = _EVENT_IMAGE_RE.search(msg)
-                    out.append({"pod": where, "image": m.group(1) if m else image,
-                                "reason": waiting.get("reason"), "message": msg})
+                yield where, cs
+
+
+def pull_errors_from_pods(pods):
+    """Containers waiting in ErrImagePull/ImagePullBackOff because of the platform."""
+    out = []
+    for where, cs in _container_statuses(pods):
+        waiting = ((cs.get("state") or {}).get("waiting")) or {}
+        msg = waiting.get("message") or ""
+        if waiting.get("reason") in _PULL_ERR_REASONS and _PLATFORM_ERR_RE.search(msg):
+            image = cs.get("image") or ""
+            m = _EVENT_IMAGE_RE.search(msg)
+            out.append({"pod": where, "image": m.group(1) if m else image,
+                        "reason": waiting.get("reason"), "message": msg})
+    return out
+
+
+def start_errors_from_pods(pods):
+    """Containers whose start failed with "exec format error": the image was pulled, its binaries
+    are for another architecture (CrashLoopBackOff / RunContainerError, the last termination
+    StartError or Error)."""
+    out = []
+    for where, cs in _container_statuses(pods):
+        state = cs.get("state") or {}
+        waiting = state.get("waiting") or {}
+        ended = state.get("terminated") or (cs.get("lastState") or {}).get("terminated") or {}
+        for reason, msg in ((waiting.get("reason"), waiting.get("message")),
+                            (ended.get("reason"), ended.get("message"))):
+            if msg and _EXEC_ERR_RE.search(msg):
+                out.append({"pod": where, "image": cs.get("image") or "",
+                            "reason": waiting.get("reason") or reason or "Error", "message": msg})
+                break
     return out
 
 
@@ -374,30 +503,87 @@ def buildx_command(ref, arches):
     return "docker buildx build --platform %s -t %s --push DIR" % (plats, short_name(ref))
 
 
-def mismatch_finding(ref, platforms, node_arches, missing, workloads, pull_errors, nodes_by_arch=None):
-    have = available_arches(platforms)
-    plats = ", ".join(platform_string(p) for p in platforms) or "none"
-    lacking = []
-    for arch in missing:
+def _nodes_text(arches, nodes_by_arch):
+    out = []
+    for arch in arches:
         names = (nodes_by_arch or {}).get(arch) or []
-        lacking.append("%s (%s)" % (arch, ", ".join(sorted(names))) if names else arch)
-    observed = "image %s offers %s; no platform for node architecture(s) %s" % (
-        short_name(ref), plats, ", ".join(lacking))
-    if workloads:
-        observed += "; used by %s" % ", ".join(workloads)
-    if pull_errors:
-        observed += "; pull failed for %s" % ", ".join(sorted({e["pod"] for e in pull_errors}))
-    why = ("the kubelet on a %s node picks the manifest for its own platform and finds none: "
-           "ErrImagePull / ImagePullBackOff \"no match for platform in manifest\"" % "/".join(missing))
-    fix = buildx_command(ref, set(have) | set(missing) if have else missing)
-    pin = sorted(set(have) & set(_arch(a) for a in node_arches))
+        out.append("%s (%s)" % (arch, ", ".join(sorted(names))) if names else arch)
+    return ", ".join(out)
+
+
+def _fix(ref, have, lacking, ok_arches):
+    """The buildx command for every architecture offered plus the lacking ones (every node
+    architecture without a build of its own), and the nodeSelector pin to the architectures that
+    already run the image, when there are some."""
+    fix = buildx_command(ref, set(have) | set(lacking) if have else lacking)
+    pin = sorted(ok_arches)
     if pin:
         fix += ", or pin the workload to %s nodes with nodeSelector kubernetes.io/arch: %s" % (
             "/".join(pin), pin[0])
+    return fix
+
+
+def _users(observed, workloads, errs, what):
+    if workloads:
+        observed += "; used by %s" % ", ".join(workloads)
+    if errs:
+        observed += "; %s failed for %s" % (what, ", ".join(sorted({e["pod"] for e in errs})))
+    return observed
+
+
+def mismatch_finding(ref, platforms, node_arches, missing, workloads, pull_errors, nodes_by_arch=None,
+                     ok_arches=None, build=None):
+    """An index without the node's platform: containerd fails the pull. ``build``: the architectures
+    the fix builds for besides the offered ones (default ``missing``)."""
+    have = available_arches(platforms)
+    plats = ", ".join(platform_string(p) for p in platforms) or "none"
+    node_arches = sorted(set(_arch(a) for a in node_arches))
+    observed = "image %s offers %s; no platform for node architecture(s) %s" % (
+        short_name(ref), plats, _nodes_text(missing, nodes_by_arch))
+    observed = _users(observed, workloads, pull_errors, "pull")
+    why = ("the kubelet on a %s node picks the manifest for its own platform and finds none: "
+           "ErrImagePull / ImagePullBackOff \"no match for platform in manifest\"" % "/".join(missing))
+    if ok_arches is None:
+        ok_arches = set(have) & set(node_arches)
+    fix = _fix(ref, have, build or missing, ok_arches)
     return finding("IMAGE_ARCH_MISMATCH", observed, why, fix, where=short_name(ref),
                    image=ref["name"], platforms=[platform_string(p) for p in platforms],
-                   node_arches=sorted(set(_arch(a) for a in node_arches)), missing_arches=list(missing),
+                   node_arches=node_arches, missing_arches=list(missing),
                    workloads=list(workloads), pull_errors=list(pull_errors))
+
+
+def exec_format_finding(ref, platform, node_arches, exec_arches, workloads, start_errors, nodes_by_arch=None,
+                        ok_arches=(), build=None):
+    """A single manifest of another architecture: pulled without a platform check, fails at start."""
+    plat = platform_string(platform) if platform else "an image whose config names no architecture"
+    have = available_arches([platform]) if platform else []
+    observed = ("image %s is a single %s manifest (no index), so nodes of architecture(s) %s pull it and "
+                "cannot run it" % (short_name(ref), plat, _nodes_text(exec_arches, nodes_by_arch)))
+    observed = _users(observed, workloads, start_errors, "start")
+    why = ("a single manifest lists no platforms, so containerd pulls it on every node without a platform check; "
+           "the pull succeeds and the %s kernel refuses the image's %s binaries when the container starts: "
+           "\"exec format error\", CrashLoopBackOff" % ("/".join(exec_arches), "/".join(have) or "unknown"))
+    return finding("IMAGE_EXEC_FORMAT", observed, why, _fix(ref, have, build or exec_arches, ok_arches),
+                   where=short_name(ref), image=ref["name"], platforms=[plat] if platform else [],
+                   node_arches=sorted(set(_arch(a) for a in node_arches)), exec_arches=list(exec_arches),
+                   workloads=list(workloads), start_errors=list(start_errors))
+
+
+def fallback_finding(ref, platforms, node_arches, fallback, workloads, nodes_by_arch=None, ok_arches=(),
+                     build=None):
+    """Only a platform containerd falls back to (a 32-bit build for a 64-bit node): a warning."""
+    used = ", ".join("%s -> %s" % (_nodes_text([arch], nodes_by_arch), platform_string(fallback[arch]))
+                     for arch in sorted(fallback))
+    observed = "image %s offers %s and no build for node architecture(s) %s; containerd falls back to %s" % (
+        short_name(ref), ", ".join(platform_string(p) for p in platforms), ", ".join(sorted(fallback)), used)
+    observed = _users(observed, workloads, (), "")
+    why = ("containerd accepts a 32-bit build on a 64-bit node; it starts only where the CPU and kernel run "
+           "32-bit code, elsewhere the container fails with \"exec format error\"")
+    return finding("IMAGE_PLATFORM_FALLBACK", observed, why,
+                   _fix(ref, available_arches(platforms), build or sorted(fallback), ok_arches), severity=WARNING,
+                   where=short_name(ref), image=ref["name"], platforms=[platform_string(p) for p in platforms],
+                   node_arches=sorted(set(_arch(a) for a in node_arches)),
+                   fallback={a: platform_string(p) for a, p in fallback.items()}, workloads=list(workloads))
 
 
 def unreachable_finding(ref, status, error, workloads, pull_errors=()):
@@ -433,7 +619,9 @@ def stale_pull_error_finding(ref, platforms, pull_errors):
     observed = "%s still report %s, but image %s now offers %s" % (
         ", ".join(sorted({e["pod"] for e in pull_errors})), pull_errors[0]["reason"], short_name(ref),
         ", ".join(platform_string(p) for p in platforms))
-    return finding("IMAGE_ARCH_MISMATCH", observed,
+    fid = "IMAGE_EXEC_FORMAT" if all(_EXEC_ERR_RE.search(e.get("message") or "") for e in pull_errors) \
+        else "IMAGE_ARCH_MISMATCH"
+    return finding(fid, observed,
                    "the pods failed before the image was fixed and are backing off",
                    "delete the pods so they pull again (kubectl delete pod ...)",
                    severity=WARNING, where=short_name(ref), image=ref["name"],
@@ -480,11 +668,59 @@ def collect_images(images=(), workloads=()):
     return refs, usage, invalid
 
 
+def _split_errors(errs):
+    """(pull errors, start errors) of one image."""
+    start = [e for e in errs if _EXEC_ERR_RE.search(e.get("message") or "")]
+    return [e for e in errs if e not in start], start
+
+
+def judge_image(ref, res, usage, by_id, node_arches, errs=(), nodes_by_arch=None):
+    """The findings for one resolved image: for every node architecture one of its users can land on,
+    what containerd does (``platform_verdict``)."""
+    platforms = res["platforms"]
+    verdicts = {arch: platform_verdict(res, arch) for arch in node_arches}
+    bad = {NO_MATCH: set(), EXEC_FORMAT: set(), FALLBACK: set()}
+    affected = {NO_MATCH: [], EXEC_FORMAT: [], FALLBACK: []}
+    if None in usage:
+        for arch in node_arches:
+            if verdicts[arch][0] != PULL_OK:
+                bad[verdicts[arch][0]].add(arch)
+    for wl_id in [u for u in usage if u]:
+        hit = set()
+        for arch in schedulable_arches(by_id[wl_id]["pod_spec"], node_arches):
+            verdict = verdicts[arch][0]
+            if verdict != PULL_OK:
+                bad[verdict].add(arch)
+                hit.add(verdict)
+        for verdict in sorted(hit):
+            affected[verdict].append(wl_id)
+    ok_arches = {a for a, v in verdicts.items() if v[0] == PULL_OK}
+    build = sorted(bad[NO_MATCH] | bad[EXEC_FORMAT] | bad[FALLBACK])  # one fix builds for all of them
+    pull_errs, start_errs = _split_errors(errs)
+    out = []
+    if bad[NO_MATCH]:
+        out.append(mismatch_finding(ref, platforms, node_arches, sorted(bad[NO_MATCH]), affected[NO_MATCH],
+                                    pull_errs, nodes_by_arch, ok_arches, build))
+    if bad[EXEC_FORMAT]:
+        out.append(exec_format_finding(ref, platforms[0] if platforms else None, node_arches,
+                                       sorted(bad[EXEC_FORMAT]), affected[EXEC_FORMAT], start_errs,
+                                       nodes_by_arch, ok_arches, build))
+    if bad[FALLBACK]:
+        out.append(fallback_finding(ref, platforms, node_arches, {a: verdicts[a][1] for a in bad[FALLBACK]},
+                                    affected[FALLBACK], nodes_by_arch, ok_arches, build))
+    stale = [e for e in pull_errs if not bad[NO_MATCH]] + [e for e in start_errs if not bad[EXEC_FORMAT]]
+    if stale and not errors(out):
+        out.append(stale_pull_error_finding(ref, platforms, stale))
+    return out
+
+
 def evaluate(images, workloads, node_arches, resolved, pull_errors=(), nodes_by_arch=None):
     """Findings for every distinct image.
 
-    ``resolved``: {canonical name: {"platforms": [...]} or {"status": int|None, "error": str}}
-    as returned by ``registry.resolve_many``.
+    ``resolved``: {canonical name: {"platforms": [...], "kind": "index"|"manifest"} or
+    {"status": int|None, "error": str}} as returned by ``registry.resolve_many``.
+    ``pull_errors``: pull failures (``pull_errors_from_*``) and start failures
+    (``start_errors_from_pods``) seen in the cluster.
     """
     node_arches = sorted({_arch(a) for a in node_arches})
     refs, usage, invalid = collect_images(images, workloads)
@@ -504,27 +740,12 @@ def evaluate(images, workloads, node_arches, resolved, pull_errors=(), nodes_by_
         ref = refs[name]
         res = resolved.get(name) or {"status": None, "error": "not resolved"}
         users = usage.get(name) or []
-        wl_ids = [u for u in users if u]
         perrs = errors_by_image.get(name, [])
         if res.get("platforms") is None:
-            findings.append(unreachable_finding(ref, res.get("status"), res.get("error"), wl_ids, perrs))
+            findings.append(unreachable_finding(ref, res.get("status"), res.get("error"), [u for u in users if u],
+                                                perrs))
             continue
-        platforms = res["platforms"]
-        missing = set()
-        affected = []
-        if None in users:
-            missing |= set(missing_arches(platforms, node_arches))
-        for wl_id in wl_ids:
-            landing = schedulable_arches(by_id[wl_id]["pod_spec"], node_arches)
-            wl_missing = missing_arches(platforms, landing)
-            if wl_missing:
-                missing |= set(wl_missing)
-                affected.append(wl_id)
-        if missing:
-            findings.append(mismatch_finding(ref, platforms, node_arches, sorted(missing), affected, perrs,
-                                             nodes_by_arch))
-        elif perrs:
-            findings.append(stale_pull_error_finding(ref, platforms, perrs))
+        findings.extend(judge_image(ref, res, users, by_id, node_arches, perrs, nodes_by_arch))
     return findings
 
 
@@ -537,6 +758,7 @@ def image_report(refs, resolved):
             "image": name,
             "digest": res.get("digest"),
             "media_type": res.get("media_type"),
+            "kind": resolution_kind(res) if res.get("platforms") is not None else None,
             "platforms": [platform_string(p) for p in res.get("platforms") or []],
             "status": res.get("status"),
             "error": res.get("error"),

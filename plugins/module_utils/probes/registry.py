@@ -125,7 +125,7 @@ class RegistryClient:
         self._lock = threading.Lock()
         self._tokens = {}  # (realm, service, scope) -> token
         self._auth_kind = {}  # (host, repo) -> ("basic"|"bearer", challenge params)
-        self._by_digest = {}  # manifest digest -> platforms
+        self._by_digest = {}  # manifest digest -> (kind, platforms)
         self._configs = {}  # config digest -> platform
         self.requests = 0
 
@@ -260,6 +260,8 @@ class RegistryClient:
         return platform
 
     def _platforms(self, registry, repo, digest, media_type, doc, depth=0):
+        """(kind, platforms) of a manifest: ``index`` with the platforms of its entries (entries
+        without one are followed), or ``manifest`` with the platform its config names."""
         with self._lock:
             if digest in self._by_digest:
                 return self._by_digest[digest]
@@ -268,9 +270,9 @@ class RegistryClient:
         except ValueError as exc:
             raise RegistryError(None, str(exc))
         if kind == "v1":
-            platforms = [data]
+            found = ("manifest", [data])
         elif kind == "image":
-            platforms = [self._config_platform(registry, repo, data)]
+            found = ("manifest", [self._config_platform(registry, repo, data)])
         else:
             platforms = []
             for entry in data:
@@ -278,10 +280,11 @@ class RegistryClient:
                     platforms.append(entry["platform"])
                 elif entry["digest"] and depth < 2:
                     sub_digest, sub_mt, sub_doc = self.fetch_manifest(registry, repo, entry["digest"])
-                    platforms.extend(self._platforms(registry, repo, sub_digest, sub_mt, sub_doc, depth + 1))
+                    platforms.extend(self._platforms(registry, repo, sub_digest, sub_mt, sub_doc, depth + 1)[1])
+            found = ("index", platforms)
         with self._lock:
-            self._by_digest[digest] = platforms
-        return platforms
+            self._by_digest[digest] = found
+        return found
 
     def resolve(self, ref):
         """A parsed (or textual) reference -> result dict; never raises."""
@@ -293,14 +296,15 @@ class RegistryClient:
         target = ref["digest"] or ref["tag"]
         try:
             digest, media_type, doc = self.fetch_manifest(ref["registry"], ref["repository"], target)
-            platforms = self._platforms(ref["registry"], ref["repository"], digest, media_type, doc)
+            kind, platforms = self._platforms(ref["registry"], ref["repository"], digest, media_type, doc)
         except RegistryError as exc:
             return {"platforms": None, "status": exc.status, "error": exc.message, "digest": None,
                     "media_type": None}
         except Exception as exc:  # pylint: disable=broad-except  # a finding, never a traceback
             return {"platforms": None, "status": None, "error": "%s: %s" % (type(exc).__name__, exc),
                     "digest": None, "media_type": None}
-        return {"platforms": platforms, "status": 200, "error": None, "digest": digest, "media_type": media_type}
+        return {"platforms": platforms, "kind": kind, "status": 200, "error": None, "digest": digest,
+                "media_type": media_type}
 
     def resolve_many(self, refs):
         """{canonical name: parsed ref} -> {canonical name: result}, concurrently."""

@@ -377,3 +377,149 @@ def test_duplicates_and_spellings_collapse_to_one_image():
     assert list(invalid) == ["NGINX"]
     f = img.evaluate([], [_wl("b", "NGINX")], ["amd64"], {})
     assert [(x["id"], x["where"]) for x in f] == [("INPUT_INVALID", "NGINX")]
+
+
+# ----------------------------------------------------------------------------- what containerd does
+
+
+@pytest.mark.parametrize("platform,normal", [
+    ({"os": "Linux", "architecture": "x86_64", "variant": "v3"}, ("linux", "amd64", "")),
+    ({"os": "linux", "architecture": "amd64", "variant": "v3"}, ("linux", "amd64", "v3")),  # 1.6 keeps it
+    ({"os": "linux", "architecture": "aarch64"}, ("linux", "arm64", "")),
+    ({"os": "linux", "architecture": "arm64", "variant": "v8"}, ("linux", "arm64", "")),
+    ({"os": "linux", "architecture": "arm64", "variant": "8"}, ("linux", "arm64", "")),
+    ({"os": "linux", "architecture": "arm"}, ("linux", "arm", "v7")),
+    ({"os": "linux", "architecture": "arm", "variant": "6"}, ("linux", "arm", "v6")),
+    ({"os": "linux", "architecture": "armhf"}, ("linux", "arm", "v7")),
+    ({"os": "linux", "architecture": "armel"}, ("linux", "arm", "v6")),
+    ({"os": "linux", "architecture": "i386"}, ("linux", "386", "")),
+    ({"os": "unknown", "architecture": "unknown"}, ("unknown", "unknown", "")),
+])
+def test_normalize_platform_like_containerd(platform, normal):
+    got = img.normalize_platform(platform)
+    assert (got["os"], got["architecture"], got["variant"]) == normal
+
+
+@pytest.mark.parametrize("arch,accepted", [
+    ("amd64", ["linux/amd64", "linux/386"]),
+    ("x86_64", ["linux/amd64", "linux/386"]),
+    ("arm64", ["linux/arm64", "linux/arm/v8", "linux/arm/v7", "linux/arm/v6", "linux/arm/v5"]),
+    ("arm", ["linux/arm/v7", "linux/arm/v6", "linux/arm/v5"]),
+    ("ppc64le", ["linux/ppc64le"]),
+])
+def test_compatible_platforms_best_first(arch, accepted):
+    assert [img.platform_string(p) for p in img.compatible_platforms(img.node_platform(arch))] == accepted
+
+
+def _res(kind, *platforms):
+    return {"kind": kind, "platforms": [P(p) for p in platforms], "status": 200}
+
+
+VERDICTS = [
+    # label, resolution, node arch, verdict, platform containerd runs
+    ("index has the node's platform", _res("index", "linux/amd64", "linux/arm64"), "amd64", img.PULL_OK, "linux/amd64"),
+    ("arm64-only index on amd64", _res("index", "linux/arm64"), "amd64", img.NO_MATCH, None),
+    ("arm64/v8 entry on arm64", _res("index", "linux/arm64/v8"), "arm64", img.PULL_OK, "linux/arm64/v8"),
+    ("exact wins over fallback", _res("index", "linux/arm/v7", "linux/arm64"), "arm64", img.PULL_OK, "linux/arm64"),
+    ("arm/v7 only on arm64", _res("index", "linux/arm/v7"), "arm64", img.FALLBACK, "linux/arm/v7"),
+    ("arm/v7 beats arm/v6 on arm64", _res("index", "linux/arm/v6", "linux/arm/v7"), "arm64", img.FALLBACK,
+     "linux/arm/v7"),
+    ("386 only on amd64", _res("index", "linux/386"), "amd64", img.FALLBACK, "linux/386"),
+    ("arm64 never falls back to amd64", _res("index", "linux/amd64"), "arm64", img.NO_MATCH, None),
+    ("windows build on a linux node", _res("index", "windows/amd64"), "amd64", img.NO_MATCH, None),
+    ("amd64/v3 only (1.6 matches the variant)", _res("index", "linux/amd64/v3"), "amd64", img.NO_MATCH, None),
+    ("empty index", _res("index"), "amd64", img.NO_MATCH, None),
+    ("single arm64 manifest on amd64", _res("manifest", "linux/arm64"), "amd64", img.EXEC_FORMAT, "linux/arm64"),
+    ("single arm64 manifest on arm64", _res("manifest", "linux/arm64"), "arm64", img.PULL_OK, "linux/arm64"),
+    ("single amd64 manifest on arm/v7", _res("manifest", "linux/amd64"), "arm", img.EXEC_FORMAT, "linux/amd64"),
+    ("single arm/v7 manifest on arm64", _res("manifest", "linux/arm/v7"), "arm64", img.FALLBACK, "linux/arm/v7"),
+    ("no kind: media type of a manifest", {"platforms": [P("linux/arm64")], "media_type": img.MT_OCI_MANIFEST},
+     "amd64", img.EXEC_FORMAT, "linux/arm64"),
+    ("no kind, no media type: an index", {"platforms": [P("linux/arm64")]}, "amd64", img.NO_MATCH, None),
+]
+
+
+@pytest.mark.parametrize("label,res,arch,verdict,platform", VERDICTS, ids=[v[0] for v in VERDICTS])
+def test_platform_verdict(label, res, arch, verdict, platform):
+    got, plat = img.platform_verdict(res, arch)
+    assert (got, img.platform_string(plat) if plat else None) == (verdict, platform)
+
+
+SINGLE_ARM = {"platforms": [P("linux/arm64")], "kind": "manifest", "status": 200, "digest": "sha256:s"}
+EXEC_MSG = ('failed to create containerd task: failed to create shim task: OCI runtime create failed: runc create '
+            'failed: unable to start container process: exec: "/app": exec format error: unknown')
+
+
+def test_single_manifest_of_another_arch_is_an_exec_format_error_not_a_pull_error():
+    findings = img.evaluate([], [_wl("marketplace", MK)], ["amd64", "arm64"], {MK: SINGLE_ARM},
+                            nodes_by_arch={"amd64": ["node-1"], "arm64": ["node-2"]})
+    assert [(f["id"], f["severity"]) for f in findings] == [("IMAGE_EXEC_FORMAT", "error")]
+    f = findings[0]
+    assert f["observed"] == ("image 127.0.0.1:5000/marketplace:v1 is a single linux/arm64 manifest (no index), so "
+                             "nodes of architecture(s) amd64 (node-1) pull it and cannot run it; used by "
+                             "Deployment/shop/marketplace")
+    assert f["why"] == ("a single manifest lists no platforms, so containerd pulls it on every node without a "
+                        "platform check; the pull succeeds and the amd64 kernel refuses the image's arm64 binaries "
+                        "when the container starts: \"exec format error\", CrashLoopBackOff")
+    assert f["remediation"] == ("docker buildx build --platform linux/amd64,linux/arm64 -t "
+                                "127.0.0.1:5000/marketplace:v1 --push DIR, or pin the workload to arm64 nodes with "
+                                "nodeSelector kubernetes.io/arch: arm64")
+    assert (f["details"]["exec_arches"], f["details"]["platforms"]) == (["amd64"], ["linux/arm64"])
+    assert img.evaluate([], [_wl("marketplace", MK)], ["arm64"], {MK: SINGLE_ARM}) == []
+
+
+def test_fallback_to_a_32_bit_build_is_a_warning():
+    armv7 = {"platforms": [P("linux/arm/v7")], "kind": "index", "status": 200}
+    findings = img.evaluate([MK], [], ["arm64"], {MK: armv7}, nodes_by_arch={"arm64": ["node-3"]})
+    assert [(f["id"], f["severity"]) for f in findings] == [("IMAGE_PLATFORM_FALLBACK", "warning")]
+    f = findings[0]
+    assert f["observed"] == ("image 127.0.0.1:5000/marketplace:v1 offers linux/arm/v7 and no build for node "
+                             "architecture(s) arm64; containerd falls back to arm64 (node-3) -> linux/arm/v7")
+    assert f["remediation"] == ("docker buildx build --platform linux/arm,linux/arm64 -t "
+                                "127.0.0.1:5000/marketplace:v1 --push DIR")
+    assert f["details"]["fallback"] == {"arm64": "linux/arm/v7"}
+
+
+def test_attestation_entries_never_count_as_a_platform():
+    kind, entries = img.classify_manifest(img.MT_OCI_INDEX, {"manifests": [
+        {"digest": "sha256:1", "platform": {"os": "linux", "architecture": "arm64"}},
+        {"digest": "sha256:2", "platform": {"os": "unknown", "architecture": "unknown"}},
+        {"digest": "sha256:3", "annotations": {"vnd.docker.reference.type": "attestation-manifest"}}]})
+    platforms = [e["platform"] for e in entries]
+    assert (kind, platforms) == ("index", [{"os": "linux", "architecture": "arm64"}])
+    assert img.platform_verdict({"kind": "index", "platforms": platforms}, "amd64") == (img.NO_MATCH, None)
+
+
+def test_start_errors_from_pods_link_to_the_exec_format_finding():
+    crashing = {"kind": "Pod", "metadata": {"name": "marketplace-1", "namespace": "shop"}, "status": {
+        "containerStatuses": [
+            {"name": "app", "image": MK, "restartCount": 3,
+             "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 40s restarting failed"}},
+             "lastState": {"terminated": {"exitCode": 128, "reason": "StartError", "message": EXEC_MSG}}},
+            {"name": "ok", "image": "busybox", "state": {"running": {}}},
+            {"name": "other", "image": "web:1", "restartCount": 2,
+             "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off"}},
+             "lastState": {"terminated": {"exitCode": 1, "reason": "Error", "message": "panic: nil map"}}}]}}
+    errs = img.start_errors_from_pods([crashing])
+    assert errs == [{"pod": "Pod/shop/marketplace-1", "image": MK, "reason": "CrashLoopBackOff",
+                     "message": EXEC_MSG}]
+    assert img.pull_errors_from_pods([crashing]) == []
+    f = img.evaluate([], [_wl("marketplace", MK)], ["amd64"], {MK: SINGLE_ARM}, errs)[0]
+    assert f["id"] == "IMAGE_EXEC_FORMAT" and f["observed"].endswith("; start failed for Pod/shop/marketplace-1")
+    assert f["details"]["start_errors"] == errs
+    # fixed since (an index with both builds): the crashing pods are a stale warning
+    stale = img.evaluate([], [_wl("marketplace", MK)], ["amd64"], {MK: MULTI}, errs)
+    assert [(s["id"], s["severity"]) for s in stale] == [("IMAGE_EXEC_FORMAT", "warning")]
+    assert stale[0]["observed"] == ("Pod/shop/marketplace-1 still report CrashLoopBackOff, but image "
+                                    "127.0.0.1:5000/marketplace:v1 now offers linux/amd64, linux/arm64")
+
+
+def test_one_image_can_fail_the_pull_on_one_arch_and_fall_back_on_another():
+    """arm/v7 only, on amd64 and arm64 nodes: the amd64 pull fails, arm64 falls back; one fix for both."""
+    armv7 = {"platforms": [P("linux/arm/v7")], "kind": "index", "status": 200}
+    findings = img.evaluate([MK], [], ["amd64", "arm64"], {MK: armv7})
+    assert [(f["id"], f["severity"]) for f in findings] == [("IMAGE_ARCH_MISMATCH", "error"),
+                                                            ("IMAGE_PLATFORM_FALLBACK", "warning")]
+    assert findings[0]["details"]["missing_arches"] == ["amd64"]
+    assert {f["remediation"] for f in findings} == {
+        "docker buildx build --platform linux/amd64,linux/arm,linux/arm64 -t 127.0.0.1:5000/marketplace:v1 --push DIR"}
