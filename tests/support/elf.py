@@ -12,8 +12,8 @@ import struct
 _MACHINE64 = {"amd64": 62, "arm64": 183, "ppc64le": 21, "s390x": 22, "riscv64": 243}
 _MACHINE32 = {"386": 3, "arm": 40}
 _CODE = {
-    "amd64": bytes.fromhex("b83c000000" "31ff" "0f05"),  # mov eax, 60 (exit); xor edi, edi; syscall
-    "386": bytes.fromhex("b801000000" "31db" "cd80"),  # mov eax, 1 (exit); xor ebx, ebx; int 0x80
+    "amd64": bytes.fromhex("b83c00000031ff0f05"),  # mov eax, 60 (exit); xor edi, edi; syscall
+    "386": bytes.fromhex("b80100000031dbcd80"),  # mov eax, 1 (exit); xor ebx, ebx; int 0x80
 }
 
 
