@@ -12,6 +12,14 @@ if not os.path.exists(LINK):
     os.symlink("../../..", LINK)
 if COLLECTIONS not in sys.path:
     sys.path.insert(0, COLLECTIONS)
+
+# ansible-core's collection loader (as ansible-playbook installs it), so that in-process templating
+# (tests/unit/roles/_render.py) finds the collection's filters by FQCN and imports resolve the same way.
+from ansible.plugins.loader import init_plugin_loader  # noqa: E402
+from ansible.utils.collection_loader import AnsibleCollectionConfig  # noqa: E402
+
+if not AnsibleCollectionConfig.collection_finder:
+    init_plugin_loader([COLLECTIONS])
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 

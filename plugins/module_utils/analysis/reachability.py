@@ -33,8 +33,8 @@ import struct
 import threading
 import time
 
-# The encapsulation protocols each Calico mode needs between nodes: one table, shared with sg_audit.
-from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis.sg import MODE_NEEDS
+# The encapsulation protocols each Calico mode needs between nodes: the one table (analysis/calico.py).
+from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis import calico
 from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis.findings import (
     WARNING,
     finding,
@@ -47,7 +47,7 @@ DEFAULT_EPHEMERAL_PORT = 40123
 ROLE_VAR = "ec2_network_sg_self_reference: true"
 SG_PLACEHOLDER = "<node-sg-id>"
 
-ENCAPSULATIONS = ("IPIP", "IPIPCrossSubnet", "VXLAN", "VXLANCrossSubnet", "None")
+ENCAPSULATIONS = calico.ENCAPSULATIONS
 
 # name -> (protocol, port, label, who needs it, finding id)
 CHECKS = {
@@ -581,7 +581,7 @@ def analyse(nodes, control_planes, probes, listens, calico_encapsulation="IPIP",
             sg_id=None, ephemeral_port=DEFAULT_EPHEMERAL_PORT):
     """Return (findings, summary) for the reachability matrix."""
     matrix = build_matrix(nodes, control_planes, probes, listens, typha)
-    needed = MODE_NEEDS.get(calico_encapsulation, ())
+    needed = calico.needs(calico_encapsulation)
     findings = []
     dead = unreachable_nodes(nodes, matrix, probes)
     for name, why in sorted(dead.items()):

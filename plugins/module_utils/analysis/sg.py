@@ -20,26 +20,20 @@ __metaclass__ = type
 
 import ipaddress
 
+from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis import calico
 from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis.findings import (
     WARNING,
     finding,
 )
 
 ROLE_VAR = "ec2_network_sg_self_reference: true"
-ENCAPSULATIONS = ("IPIP", "IPIPCrossSubnet", "VXLAN", "VXLANCrossSubnet", "None")
+ENCAPSULATIONS = calico.ENCAPSULATIONS
 
 # (protocol, port) needed between nodes, label, who needs it
 ENCAP_NEEDS = {
     "ipip": ("4", None, "ip protocol 4 (IP-in-IP)", "Calico IPIP (ipipMode Always/CrossSubnet)"),
     "bgp": ("tcp", 179, "tcp/179 (BGP)", "Calico BGP peering (BIRD) for IPIP and unencapsulated pools"),
     "vxlan": ("udp", 4789, "udp/4789 (VXLAN)", "Calico VXLAN (vxlanMode Always/CrossSubnet)"),
-}
-MODE_NEEDS = {
-    "IPIP": ("ipip", "bgp"),
-    "IPIPCrossSubnet": ("ipip", "bgp"),
-    "VXLAN": ("vxlan",),
-    "VXLANCrossSubnet": ("vxlan",),
-    "None": ("bgp",),
 }
 _PROTO_NAMES = {"6": "tcp", "17": "udp", "1": "icmp", "all": "-1", "ipip": "4", "ipencap": "4", "4": "4"}
 WORLD = ("0.0.0.0/0", "::/0")
@@ -160,8 +154,8 @@ def audit(instances, groups, calico_encapsulation="IPIP"):
             where=sg_id, security_group_id=sg_id, groups_without_self_reference=without,
             pairs=["%s->%s" % (s["InstanceId"], d["InstanceId"]) for s, d in no_all]))
     # 2. encapsulation
-    cross_subnet = calico_encapsulation.endswith("CrossSubnet")
-    for need in MODE_NEEDS.get(calico_encapsulation, ()):
+    cross_subnet = calico.is_cross_subnet(calico_encapsulation)
+    for need in calico.needs(calico_encapsulation):
         proto, port, text, who = ENCAP_NEEDS[need]
         relevant = pairs
         if cross_subnet and need != "bgp":
@@ -277,18 +271,7 @@ def encapsulation_from_ippools(pools):
         spec = pool.get("spec", {}) or {}
         if spec.get("disabled"):
             continue
-        vx = spec.get("vxlanMode") or "Never"
-        ip = spec.get("ipipMode") or "Never"
-        if vx == "Always":
-            modes.append("VXLAN")
-        elif vx == "CrossSubnet":
-            modes.append("VXLANCrossSubnet")
-        elif ip == "Always":
-            modes.append("IPIP")
-        elif ip == "CrossSubnet":
-            modes.append("IPIPCrossSubnet")
-        else:
-            modes.append("None")
+        modes.append(calico.from_pool_modes(spec.get("ipipMode"), spec.get("vxlanMode")))
         names.append("%s=%s" % ((pool.get("metadata") or {}).get("name", "?"), modes[-1]))
     if not modes:
         return None, "no enabled Calico IPPool found"

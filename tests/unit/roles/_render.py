@@ -1,167 +1,134 @@
-"""Render role templates and role variables the way Ansible does, without a target host.
+"""Render role templates and evaluate role expressions with ansible-core itself (no re-implementation).
 
-Plain Jinja2 with Ansible's own core filters and tests (ansible.plugins.filter.core / test.core), the
-``template`` module's settings (trim_blocks=True), role defaults + vars, and recursive resolution of
-templated variables (like Ansible's lazy variable templating)."""
+Variables are loaded the way Ansible loads them (DataLoader, trusted as templates), layered in Ansible's
+precedence order for a role (the cluster_defaults dependency's defaults < the role's defaults < inventory
+facts < the role's vars < extra vars), and templated lazily by ansible-core's Templar. Templates are rendered
+with the same calls as the ``ansible.builtin.template`` action (template vars, ``trim_blocks``, search path,
+``escape_backslashes=False``); collection filters (``kubeadm_ec2.cluster.*``) come from the collection loader.
+"""
 
 import os
-from itertools import chain, islice
 
-import jinja2
-from jinja2.lexer import TOKEN_STRING, TOKEN_VARIABLE_BEGIN, TOKEN_VARIABLE_END, Lexer
+from ansible.parsing.dataloader import DataLoader
+from ansible.template import Templar, trust_as_template
+from ansible._internal._templating import _template_vars  # what the template action adds (ansible_managed...)
 import yaml
-from jinja2.nativetypes import NativeEnvironment
-
-from ansible.plugins.filter.core import FilterModule
-from ansible.plugins.filter.mathstuff import FilterModule as MathFilters
-from ansible.plugins.filter.urls import FilterModule as UrlFilters
-from ansible.plugins.test.core import TestModule
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 ROLES = os.path.join(ROOT, "roles")
+# The collection loader is installed by tests/conftest.py (before anything imports ansible_collections).
 
-_FILTERS = {}
-for _fm in (FilterModule(), MathFilters(), UrlFilters()):
-    _FILTERS.update(_fm.filters())
-_TESTS = TestModule().tests()
-
-
-def _setup(env):
-    # Jinja2's own filters/tests (default, map, select, ...) stay: Ansible 2.19's versions of some of
-    # them expect Ansible's templating engine and its undefined markers.
-    env.filters.update({k: v for k, v in _FILTERS.items() if k not in env.filters})
-    env.tests.update({k: v for k, v in _TESTS.items() if k not in env.tests})
-    # Ansible exposes tests under their FQCN as well
-    env.tests.update({"ansible.builtin." + k: v for k, v in _TESTS.items()})
-    env.filters.update({"ansible.builtin." + k: v for k, v in _FILTERS.items()})
-    return env
+LOADER = DataLoader()
+# What a play provides without any inventory: where the kubeconfig default is anchored, check mode off.
+BASE = {
+    "playbook_dir": ROOT,
+    "ansible_inventory_sources": [os.path.join(ROOT, "inventories", "aws")],
+    "ansible_check_mode": False,
+    "inventory_hostname": "localhost",
+    "groups": {"all": []},
+    "hostvars": {},
+}
 
 
-class _AnsibleLikeLexer(Lexer):
-    """Like ansible-core's AnsibleLexer: backslashes in string constants inside {{ }} are kept as written
-    ('\\1' stays a regex backreference); inside {% %} statements Jinja's escape processing applies."""
-
-    def tokeniter(self, *args, **kwargs):
-        in_variable = False
-        for token in super().tokeniter(*args, **kwargs):
-            if token[1] == TOKEN_VARIABLE_BEGIN:
-                in_variable = True
-            elif token[1] == TOKEN_VARIABLE_END:
-                in_variable = False
-            elif in_variable and token[1] == TOKEN_STRING:
-                token = token[0], token[1], token[2].replace("\\", "\\\\")
-            yield token
+def _trusted(value):
+    """Strings typed in a test are trusted like playbook text (extra vars, inventory)."""
+    if isinstance(value, str):
+        return trust_as_template(value)
+    if isinstance(value, dict):
+        return {k: _trusted(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_trusted(v) for v in value]
+    return value
 
 
-class _LexerMixin:
-    @property
-    def lexer(self):
-        if "_ansible_like_lexer" not in self.__dict__:
-            self.__dict__["_ansible_like_lexer"] = _AnsibleLikeLexer(self)
-        return self.__dict__["_ansible_like_lexer"]
-
-
-class _TextEnvironment(_LexerMixin, jinja2.Environment):
-    pass
-
-
-class _NativeEnvironment(_LexerMixin, NativeEnvironment):
-    pass
-
-
-# ChainableUndefined: like Ansible, `a.b.c | default(x)` works when `a` is undefined.
-TEXT = _setup(_TextEnvironment(trim_blocks=True, undefined=jinja2.ChainableUndefined, keep_trailing_newline=True))
-NATIVE = _setup(_NativeEnvironment(undefined=jinja2.ChainableUndefined))
-
-
-def _lookup(name, *terms, **kwargs):
-    """The lookups the roles use: env only."""
-    if name in ("env", "ansible.builtin.env"):
-        return ",".join(os.environ.get(t, kwargs.get("default", "")) for t in terms)
-    raise NotImplementedError("lookup %s not available in unit tests" % name)
-
-
-for _env in (TEXT, NATIVE):
-    _env.globals["lookup"] = _lookup
-
-
-class LazyVars(dict):
-    """Variables templated on first access, like Ansible's lazy variable templating."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(NATIVE.globals)
-        self.update(*args, **kwargs)
-
-    def __getitem__(self, key):
-        value = dict.__getitem__(self, key)
-        if _is_template(value):
-            value = _native(value, self)
-            if isinstance(value, str):
-                value = value.strip()
-            dict.__setitem__(self, key, value)
-        return value
-
-    def get(self, key, default=None):
-        return self[key] if key in self else default
-
-
-def _concat(values):
-    """Ansible 2.19 semantics: a lone expression keeps its type, anything else is a string
-    (unlike jinja2's native_concat, strings are not literal_eval'ed: "1.30" stays "1.30")."""
-    head = list(islice(values, 2))
-    if not head:
-        return ""
-    if len(head) == 1:
-        return head[0]
-    return "".join(str(v) for v in chain(head, values))
-
-
-def _native(source, variables):
-    template = NATIVE.from_string(source)
-    return _concat(template.root_render_func(template.new_context(variables, shared=True)))
+def load_file(*parts):
+    """A role file (defaults, vars, tasks) as Ansible loads it: values trusted as templates."""
+    path = os.path.join(ROLES, *parts)
+    if not os.path.exists(path):
+        return {}
+    return LOADER.load_from_file(path, trusted_as_template=True) or {}
 
 
 def load_yaml(*parts):
-    with open(os.path.join(ROLES, *parts)) as fh:
+    """A role file as plain YAML (for asserting on what is written, not on what it renders to)."""
+    with open(os.path.join(ROLES, *parts), encoding="utf-8") as fh:
         return yaml.safe_load(fh) or {}
 
 
-def _is_template(value):
-    return isinstance(value, str) and ("{{" in value or "{%" in value)
+class Vars(object):
+    """The variables a role's tasks see; ``v[name]`` is the value ansible-core templates, ``v[name] = x`` sets
+    a variable at the highest precedence (like an extra var or a registered fact)."""
 
+    def __init__(self, layers):
+        self.raw = {}
+        for layer in layers:
+            self.raw.update(layer)
+        self.templar = Templar(loader=LOADER, variables=self.raw)
 
-def resolve(variables):
-    """Template every variable (lazily, so the order of definition does not matter)."""
-    lazy = LazyVars(variables)
-    for key in list(lazy):
-        lazy[key]
-    return lazy
+    def __getitem__(self, name):
+        if name not in self.raw:
+            raise KeyError(name)
+        return self.templar.template(self.raw[name])
+
+    def __setitem__(self, name, value):
+        self.raw[name] = _trusted(value)
+
+    def __contains__(self, name):
+        return name in self.raw
+
+    def pop(self, name):
+        return self.raw.pop(name)
+
+    def get(self, name, default=None):
+        return self[name] if name in self.raw else default
 
 
 def role_vars(role, facts=None, overrides=None):
-    """defaults/main.yml + vars/main.yml of ``role`` (+ facts and overrides), resolved."""
-    variables = {"ansible_managed": "Ansible managed"}
-    variables.update(facts or {})
-    variables.update(load_yaml(role, "defaults", "main.yml"))
-    variables.update(load_yaml(role, "vars", "main.yml"))
-    variables.update(overrides or {})
-    return resolve(variables)
+    """What ``role``'s tasks see: the contract's defaults, the role's defaults, ``facts`` (inventory / gathered
+    facts), the role's vars and ``overrides`` (extra vars), in Ansible's precedence order."""
+    layers = [BASE, load_file("cluster_defaults", "defaults", "main.yml")]
+    if role != "cluster_defaults":
+        layers.append(load_file(role, "defaults", "main.yml"))
+    layers += [_trusted(facts or {}), load_file(role, "vars", "main.yml"), _trusted(overrides or {})]
+    return Vars(layers)
 
 
-def expr(expression, variables):
-    """Evaluate one Jinja2 expression (like a `when:` or set_fact value) with native types."""
-    return _native(expression, variables if isinstance(variables, LazyVars) else LazyVars(variables))
+def _as_vars(variables):
+    return variables if isinstance(variables, Vars) else Vars([BASE, _trusted(variables)])
 
 
-def render(role, template, variables):
-    with open(os.path.join(ROLES, role, "templates", template)) as fh:
-        tmpl = TEXT.from_string(fh.read())
-    lazy = variables if isinstance(variables, LazyVars) else LazyVars(variables)
-    return "".join(tmpl.root_render_func(tmpl.new_context(lazy, shared=True)))
+def expr(template, variables):
+    """Template a task value such as a set_fact value or ``"{{ cond }}"`` (native types, like Ansible)."""
+    return _as_vars(variables).templar.template(_trusted(template))
+
+
+def condition(conditional, variables):
+    """Evaluate a ``when:`` / ``assert that:`` condition the way ansible-core does (must be a boolean)."""
+    return _as_vars(variables).templar.evaluate_conditional(_trusted(conditional))
+
+
+def render(role, template, variables, dest="/tmp/rendered"):
+    """Render roles/<role>/templates/<template> as ``ansible.builtin.template`` does."""
+    v = _as_vars(variables)
+    source = os.path.join(ROLES, role, "templates", template)
+    data = trust_as_template(LOADER.get_text_file_contents(source))
+    task_vars = dict(v.raw)
+    task_vars.update(_template_vars.generate_ansible_template_vars(
+        path=template, fullpath=source, dest_path=dest, include_ansible_managed="ansible_managed" not in task_vars))
+    searchpath = [os.path.join(ROLES, role, "templates"), os.path.join(ROLES, role), os.path.dirname(source)]
+    templar = v.templar.copy_with_new_env(searchpath=searchpath, available_variables=task_vars)
+    out = templar.template(data, escape_backslashes=False,
+                           overrides=dict(trim_blocks=True, lstrip_blocks=False, newline_sequence="\n"))
+    return "" if out is None else out
+
+
+def render_yaml(role, template, variables):
+    """The rendered template parsed as YAML documents (empty documents dropped)."""
+    return [d for d in yaml.safe_load_all(render(role, template, variables)) if d is not None]
 
 
 def task_by_name(role, task_file, name):
-    """The task called ``name`` in roles/<role>/tasks/<task_file> (searching inside blocks)."""
+    """The task called ``name`` in roles/<role>/tasks/<task_file> (searching inside blocks), as Ansible loads it."""
     def walk(tasks):
         for task in tasks or []:
             if task.get("name") == name:
@@ -171,6 +138,15 @@ def task_by_name(role, task_file, name):
                 if found:
                     return found
         return None
-    task = walk(load_yaml(role, "tasks", task_file))
+    task = walk(load_file(role, "tasks", task_file))
     assert task is not None, "no task %r in %s/tasks/%s" % (name, role, task_file)
     return task
+
+
+def assert_holds(task, variables):
+    """Whether every ``that:`` condition of an ansible.builtin.assert task holds (evaluated by ansible-core),
+    with the task's own ``vars:`` applied."""
+    v = _as_vars(variables)
+    for key, value in (task.get("vars") or {}).items():
+        v[key] = value
+    return all(condition(c, v) for c in task["ansible.builtin.assert"]["that"])

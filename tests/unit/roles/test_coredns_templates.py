@@ -1,8 +1,11 @@
-"""Rendered Corefile: loop-safe forward target, structure, and the loop guards of the coredns role."""
+"""Rendered Corefile (by ansible-core): loop-safe forward target, structure, and the loop guards of the coredns role."""
+
+import base64
 
 import pytest
+import yaml
 
-from tests.unit.roles._render import expr, load_yaml, render, role_vars, task_by_name
+from tests.unit.roles._render import assert_holds, expr, load_yaml, render, role_vars, task_by_name
 
 
 def coredns_vars(**overrides):
@@ -29,14 +32,23 @@ def test_default_forwards_to_the_vpc_resolver():
         assert "\n    %s" % plugin in text or "\n       %s" % plugin in text, plugin
 
 
+def kubernetes_zones(text):
+    (line,) = [ln.split() for ln in text.splitlines() if ln.strip().startswith("kubernetes ")]
+    assert line[-1] == "{"
+    return line[1:-1]
+
+
 def test_several_upstreams_and_custom_domain():
-    text = corefile(coredns_forward_target="10.0.0.2 10.0.0.3", coredns_cluster_domain="k8s.internal")
+    text = corefile(coredns_forward_target="10.0.0.2 10.0.0.3", kubeadm_ec2_dns_domain="k8s.internal")
     assert forward_line(text) == "forward . 10.0.0.2 10.0.0.3 {"
-    assert "kubernetes k8s.internal in-addr.arpa ip6.arpa {" in text
+    assert kubernetes_zones(text) == ["k8s.internal", "in-addr.arpa", "ip6.arpa"]
 
 
-def test_cluster_domain_follows_kubeadm():
-    assert "kubernetes corp.local " in corefile(kubeadm_dns_domain="corp.local")
+@pytest.mark.parametrize("overrides", [{"kubeadm_ec2_dns_domain": "corp.local"},
+                                       {"kubeadm_dns_domain": "corp.local"},        # names of the last release
+                                       {"coredns_cluster_domain": "corp.local"}])
+def test_cluster_domain_follows_the_contract(overrides):
+    assert kubernetes_zones(corefile(**overrides))[0] == "corp.local"
 
 
 LOOP_ASSERT = "Stop if coredns_forward_target is a loopback address (CoreDNS would forward to itself)"
@@ -54,8 +66,7 @@ LOOP_ASSERT = "Stop if coredns_forward_target is a loopback address (CoreDNS wou
 def test_loopback_forward_targets_are_refused(target, safe):
     task = task_by_name("coredns", "main.yml", LOOP_ASSERT)
     v = coredns_vars(coredns_forward_target=target)
-    result = all(expr("{{ %s }}" % c, v) for c in task["ansible.builtin.assert"]["that"])
-    assert result is safe
+    assert assert_holds(task, v) is safe
     assert "coredns_forward_target" in task["ansible.builtin.assert"]["fail_msg"]
 
 
@@ -70,20 +81,35 @@ RESOLV_ASSERT = ("Stop if coredns_forward_target=/etc/resolv.conf while the kube
     ("search ec2.internal\n", False),                                                  # no nameserver at all
 ])
 def test_resolv_conf_target_checked_against_the_kubelet_file(resolv_conf, safe):
-    import base64
     task = task_by_name("coredns", "main.yml", RESOLV_ASSERT)
     v = coredns_vars(coredns_forward_target="/etc/resolv.conf")
     assert v["coredns_forwards_to_resolv_conf"] is True
     v["coredns_node_resolv_conf"] = {"content": base64.b64encode(resolv_conf.encode()).decode()}
-    v["coredns_node_nameservers"] = expr(task["vars"]["coredns_node_nameservers"], v)
-    result = all(expr("{{ %s }}" % c, v) for c in task["ansible.builtin.assert"]["that"])
-    assert result is safe
+    assert assert_holds(task, v) is safe
 
 
-def test_kubelet_resolv_conf_follows_the_kubeadm_role():
-    assert coredns_vars()["coredns_kubelet_resolv_conf"] == "/etc/resolv.conf"
-    v = coredns_vars(kubeadm_kubelet_resolv_conf_effective="/run/systemd/resolve/resolv.conf")
-    assert v["coredns_kubelet_resolv_conf"] == "/run/systemd/resolve/resolv.conf"
+def _b64(text):
+    return base64.b64encode(text.encode()).decode()
+
+
+@pytest.mark.parametrize("kubelet_config, explicit, expected", [
+    # what the kubeadm role renders (KubeletConfiguration.resolvConf) is read back from the node
+    ({"kind": "KubeletConfiguration", "resolvConf": "/run/systemd/resolve/resolv.conf"}, "",
+     "/run/systemd/resolve/resolv.conf"),
+    ({"kind": "KubeletConfiguration"}, "", "/etc/resolv.conf"),            # kubelet default
+    ({"kind": "KubeletConfiguration", "resolvConf": "/run/systemd/resolve/resolv.conf"}, "/etc/k8s-resolv.conf",
+     "/etc/k8s-resolv.conf"),                                             # set explicitly: the node is not read
+])
+def test_the_checked_file_is_the_kubelets_resolv_conf(kubelet_config, explicit, expected):
+    v = coredns_vars(coredns_forward_target="/etc/resolv.conf", coredns_kubelet_resolv_conf=explicit)
+    read = task_by_name("coredns", "main.yml", "Read the kubelet configuration (its resolvConf is what CoreDNS pods get)")
+    assert read["ansible.builtin.slurp"]["src"] == "{{ coredns_kubelet_config }}"
+    assert v["coredns_kubelet_config"] == "/var/lib/kubelet/config.yaml"
+    if explicit:
+        assert expr("{{ %s }}" % read["when"], v) is False
+    else:
+        v["coredns_kubelet_config_file"] = {"content": _b64(yaml.safe_dump(kubelet_config))}
+    assert v["coredns_kubelet_resolv_conf_path"] == expected
 
 
 def test_rollout_is_triggered_by_the_corefile_hash_and_bounded():

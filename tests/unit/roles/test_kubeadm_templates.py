@@ -1,11 +1,11 @@
-"""Rendered kubeadm configuration: schema, CIDRs, endpoint, kubelet resolvConf logic, join config."""
+"""Rendered kubeadm configuration (by ansible-core): schema, CIDRs, endpoint, kubelet resolvConf logic, join config."""
 
 import ipaddress
 
 import pytest
 import yaml
 
-from tests.unit.roles._render import expr, render, role_vars, task_by_name
+from tests.unit.roles._render import assert_holds, expr, render, role_vars, task_by_name
 
 CP_IP = "10.42.1.10"
 WORKER_IP = "10.42.1.20"
@@ -46,8 +46,8 @@ def kubeadm_vars(resolved_active=False, host="cp1", **overrides):
     # tasks/resolv_conf.yml: the stat result, then the set_fact expression evaluated as Ansible would
     v["kubeadm_resolved_conf"] = {"stat": {"exists": resolved_active}}
     fact = task_by_name("kubeadm", "resolv_conf.yml", "Choose the kubelet resolvConf")
-    v["kubeadm_kubelet_resolv_conf_effective"] = str(
-        expr(fact["ansible.builtin.set_fact"]["kubeadm_kubelet_resolv_conf_effective"], v)).strip()
+    v["kubeadm_kubelet_resolv_conf_effective"] = expr(
+        fact["ansible.builtin.set_fact"]["kubeadm_kubelet_resolv_conf_effective"], v)
     return v
 
 
@@ -80,7 +80,27 @@ def test_default_init_config_is_valid_yaml_with_the_issue_cidrs():
     assert init["nodeRegistration"]["criSocket"] == "unix:///run/containerd/containerd.sock"
     assert init["nodeRegistration"]["kubeletExtraArgs"] == [{"name": "node-ip", "value": CP_IP}]
     assert "ignorePreflightErrors" not in init["nodeRegistration"]
-    assert out["KubeletConfiguration"]["cgroupDriver"] == "systemd"
+    kubelet = out["KubeletConfiguration"]
+    assert kubelet["cgroupDriver"] == "systemd"
+    # the cluster DNS IP is derived from the service CIDR (10th address), not typed
+    assert kubelet["clusterDNS"] == ["10.96.0.10"]
+    assert ipaddress.ip_address(kubelet["clusterDNS"][0]) in ipaddress.ip_network(cc["networking"]["serviceSubnet"])
+    assert kubelet["clusterDomain"] == cc["networking"]["dnsDomain"] == "cluster.local"
+    assert cc["clusterName"] == "kubeadm-ec2"
+
+
+@pytest.mark.parametrize("overrides, pod, svc, dns_ip, domain", [
+    ({"kubeadm_ec2_pod_cidr": "10.244.0.0/16", "kubeadm_ec2_service_cidr": "10.100.0.0/16",
+      "kubeadm_ec2_dns_domain": "k8s.internal"}, "10.244.0.0/16", "10.100.0.0/16", "10.100.0.10", "k8s.internal"),
+    # the names of the previous release still work (aliases read by roles/cluster_defaults)
+    ({"kubeadm_pod_subnet": "10.32.0.0/12", "kubeadm_service_subnet": "172.20.0.0/16",
+      "kubeadm_dns_domain": "corp.local"}, "10.32.0.0/12", "172.20.0.0/16", "172.20.0.10", "corp.local"),
+])
+def test_networking_follows_the_contract(overrides, pod, svc, dns_ip, domain):
+    out = docs(render("kubeadm", "kubeadm-config.yaml.j2", kubeadm_vars(**overrides)))
+    assert out["ClusterConfiguration"]["networking"] == {"podSubnet": pod, "serviceSubnet": svc, "dnsDomain": domain}
+    assert out["KubeletConfiguration"]["clusterDNS"] == [dns_ip]
+    assert out["KubeletConfiguration"]["clusterDomain"] == domain
 
 
 def test_v1beta3_for_kubernetes_before_1_31_uses_a_map_of_kubelet_args():
@@ -115,8 +135,7 @@ def test_explicit_endpoint_and_preflight_names():
 def test_node_ip_falls_back_to_default_ipv4_without_private_ip_address():
     v = kubeadm_vars()
     v.pop("private_ip_address")
-    v["kubeadm_node_ip"] = "{{ private_ip_address | default(ansible_facts['default_ipv4']['address'] | default('')) }}"
-    assert expr(v["kubeadm_node_ip"], v) == "172.31.0.5"
+    assert v["kubeadm_node_ip"] == "172.31.0.5"
 
 
 def test_join_config_for_a_worker():
@@ -151,8 +170,9 @@ def test_join_token_and_hash_are_parsed_from_print_join_command():
     ("10.112.0.0/12", "10.96.0.0/12", False),
 ])
 def test_subnet_overlap_assert(pod, svc, overlap):
-    v = kubeadm_vars(kubeadm_pod_subnet=pod, kubeadm_service_subnet=svc)
-    assert v["kubeadm_subnets_overlap"] is overlap
+    task = task_by_name("cluster_defaults", "main.yml", "Stop if kubeadm_ec2_pod_cidr overlaps kubeadm_ec2_service_cidr")
+    v = kubeadm_vars(kubeadm_ec2_pod_cidr=pod, kubeadm_ec2_service_cidr=svc)
+    assert assert_holds(task, v) is (not overlap)
     assert ipaddress.ip_network(pod).overlaps(ipaddress.ip_network(svc)) is overlap
 
 
