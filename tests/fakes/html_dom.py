@@ -4,7 +4,7 @@ from html.parser import HTMLParser
 
 
 class Dom(HTMLParser):
-    """Just enough of a DOM: every element as (tag, attrs, text inside)."""
+    """Just enough of a DOM: every element as {tag, attrs, text inside, tags of its ancestors}."""
 
     def __init__(self, text):
         HTMLParser.__init__(self, convert_charrefs=True)
@@ -12,7 +12,7 @@ class Dom(HTMLParser):
         self.feed(text)
 
     def handle_starttag(self, tag, attrs):
-        el = {"tag": tag, "attrs": dict(attrs), "text": ""}
+        el = {"tag": tag, "attrs": dict(attrs), "text": "", "parents": [e["tag"] for e in self.stack]}
         self.elements.append(el)
         if tag not in ("br", "meta"):
             self.stack.append(el)

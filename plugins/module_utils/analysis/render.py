@@ -416,7 +416,7 @@ table.findings{border-collapse:collapse;width:100%}
 table.findings td,table.findings th{border:1px solid #d0d7de;padding:4px;font-size:12px;vertical-align:top;
 text-align:left}
 tr.error td.sev{color:#cf222e;font-weight:bold}tr.warning td.sev{color:#9a6700}
-tr.explained{color:#59636e}
+tr.explained{color:#59636e}details.explained summary{cursor:pointer;color:#59636e;margin:4px 0}
 #unexplained{border-left:6px solid #bf8700;padding:4px 12px;background:#fff8c5}
 #summary{list-style:none;padding:0;display:flex;gap:18px;margin:0 0 8px}#summary a{color:inherit}
 .status.passed{color:#1a7f37}.status.failed{color:#cf222e}.status.skipped{color:#9a6700}
@@ -527,16 +527,17 @@ def _table(table_id, head, rows):
 
 def _html_node_matrix(report, out):
     names, ips, cells = node_grid(((report.get("checks") or {}).get("node_reachability") or {}).get("evidence"))
-    by_probe = probe_causes(report)
+    by_pair = {}
+    for (src, dst, check), nums in probe_causes(report).items():
+        by_pair.setdefault((src, dst), {})[check] = nums
     out.append('<div class="panel" id="node-panel"><h2>Node to node</h2>')
     if not names:
         out.append('<p class="none">No node matrix in the report.</p></div>')
         return
     head = [_th(n, ips.get(n), data_dst=n, scope="col") for n in names]
     rows = [(_th(src, ips.get(src), data_src=src, scope="row"),
-             [_td(cells.get((src, dst), []), src == dst,
-                  dict((c, n) for (s, d, c), n in by_probe.items() if (s, d) == (src, dst)),
-                  data_src=src, data_dst=dst) for dst in names])
+             [_td(cells.get((src, dst), []), src == dst, by_pair.get((src, dst)), data_src=src, data_dst=dst)
+              for dst in names])
             for src in names]
     out.append(_table("node-matrix", head, rows) + "</div>")
 
@@ -552,7 +553,24 @@ def _html_pod_matrix(mesh, out):
     out.append(_table("pod-matrix", head, body) + "</div>")
 
 
+_FINDINGS_HEAD = ('<table class="findings"><thead><tr><th>severity</th><th>id</th><th>where</th><th>observed</th>'
+                  '<th>why</th><th>fix</th><th>root cause</th></tr></thead><tbody>')
+
+
+def _finding_row(check, i, f, nums):
+    sev = f.get("severity", "")
+    return ('<tr class="finding %s%s"%s><td class="sev">%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td>'
+            '<td><code>%s</code></td><td>%s</td></tr>' % (
+                _slug(sev), " explained" if nums else "",
+                _attrs(id="finding-%s-%d" % (_slug(check), i), data_check=check, data_index=i, data_id=f.get("id", ""),
+                       data_explained_by=",".join(str(n) for n in nums) or None),
+                _esc(sev), _esc(f.get("id", "")), _esc(f.get("where", "")), _esc(f.get("observed", "")),
+                _esc(f.get("why", "")), _esc(f.get("remediation", "")),
+                ", ".join('<a href="#cause-%d">%d</a>' % (n, n) for n in nums) or "-"))
+
+
 def _html_checks(report, out):
+    """Each check: its findings no cause explains in a table, the explained ones folded below it."""
     done = explained_by(report)
     out.append('<section id="checks"><h2>Checks</h2>')
     for check in check_names(report):
@@ -566,22 +584,17 @@ def _html_checks(report, out):
         msg = (res.get("msg") or "").strip()
         if msg and (not findings or status != "failed"):
             out.append('<pre class="msg">%s</pre>' % _esc(msg))
-        if findings:
-            out.append('<table class="findings"><thead><tr><th>severity</th><th>id</th><th>where</th><th>observed'
-                       '</th><th>why</th><th>fix</th><th>root cause</th></tr></thead><tbody>')
-            for i, f in enumerate(findings):
-                nums = done.get((check, i), [])
-                sev = f.get("severity", "")
-                out.append('<tr class="finding %s%s"%s><td class="sev">%s</td><td>%s</td><td>%s</td><td>%s</td>'
-                           '<td>%s</td><td><code>%s</code></td><td>%s</td></tr>' % (
-                               _slug(sev), " explained" if nums else "",
-                               _attrs(id="finding-%s-%d" % (_slug(check), i), data_check=check, data_index=i,
-                                      data_id=f.get("id", ""),
-                                      data_explained_by=",".join(str(n) for n in nums) or None),
-                               _esc(sev), _esc(f.get("id", "")), _esc(f.get("where", "")), _esc(f.get("observed", "")),
-                               _esc(f.get("why", "")), _esc(f.get("remediation", "")),
-                               ", ".join('<a href="#cause-%d">%d</a>' % (n, n) for n in nums) or "-"))
-            out.append("</tbody></table>")
+        rest = [i for i in range(len(findings)) if (check, i) not in done]
+        explained = [i for i in range(len(findings)) if (check, i) in done]
+        if rest:
+            out.append(_FINDINGS_HEAD + "".join(_finding_row(check, i, findings[i], []) for i in rest)
+                       + "</tbody></table>")
+        if explained:
+            nums = sorted(set(n for i in explained for n in done[(check, i)]))
+            out.append('<details class="explained"><summary>%s explained by root cause %s</summary>%s%s'
+                       '</tbody></table></details>' % (
+                           _esc(_plural(len(explained), "finding")), ", ".join(str(n) for n in nums), _FINDINGS_HEAD,
+                           "".join(_finding_row(check, i, findings[i], done[(check, i)]) for i in explained)))
         out.append("</section>")
     out.append("</section>")
 

@@ -377,6 +377,11 @@ def test_html_checks_mark_explained_findings():
     by = dict(((e["attrs"]["data-check"], e["attrs"]["data-index"]), e["attrs"].get("data-explained-by")) for e in rows)
     assert by[("dns", "6")] is None and by[("dns", "0")] == "1" and by[("image_arch", "0")] == "2"
     assert by[("sg_audit", "3")] is None  # the SG_OPEN_WORLD warning
+    # the explained rows are folded away, the others are in plain sight
+    assert all(("details" in e["parents"]) == bool(e["attrs"].get("data-explained-by")) for e in rows)
+    assert [e["text"] for e in dom.elements if e["tag"] == "summary"] == [
+        "3 findings explained by root cause 1", "%d findings explained by root cause 1" % N_REACH,
+        "%d findings explained by root cause 1" % N_DNS, "1 finding explained by root cause 2"]
     assert [e["attrs"]["data-status"] for e in dom.elements if e["tag"] == "section" and "data-status" in e["attrs"]] \
         == ["failed", "failed", "failed", "failed", "skipped"]
 
