@@ -31,11 +31,6 @@ _ALIASES = {
     "riscv64": "riscv64",
 }
 
-SUPPORTED_NODE_ARCHES = ("amd64", "arm64")
-
-# EC2 DescribeImages / DescribeInstanceTypes spelling for each node architecture.
-EC2_ARCH = {"amd64": "x86_64", "arm64": "arm64"}
-
 
 def normalize_arch(name):
     """Return the Kubernetes spelling of an architecture name, or raise ValueError."""
@@ -47,11 +42,3 @@ def normalize_arch(name):
             "unknown architecture %r (expected one of: %s)" % (name, ", ".join(sorted(set(_ALIASES.values()))))
         )
     return _ALIASES[key]
-
-
-def ec2_arch(name):
-    """EC2's spelling (x86_64/arm64) of a node architecture."""
-    arch = normalize_arch(name)
-    if arch not in EC2_ARCH:
-        raise ValueError("architecture %r is not offered for EC2 nodes (use amd64 or arm64)" % (name,))
-    return EC2_ARCH[arch]

@@ -5,12 +5,12 @@
 
 * ``api_client(kubeconfig, context, retries)``: an ``ApiClient`` from a kubeconfig file (or the
   default kubeconfig / in-cluster config) with bounded urllib3 retries;
-* ``K8s(client, timeout).call(fn, what, *args, **kw)``: one API call with a request timeout, every
-  failure turned into ``K8sError`` carrying a one-line message (HTTP status and the API's ``Status``
-  message, or the connection problem) instead of a traceback;
-* ``K8s.json/items/get_or_none``: answers as the API's JSON (``_preload_content=False``), so the
-  analysis sees exactly what the API served and no client-model validation gets in the way;
-* ``to_dict``: a client model object as the API JSON (camelCase), for plain-data analysis.
+* ``K8s(client, timeout).request/list/read``: raw REST calls by path answered as the API's JSON, so
+  the analysis sees exactly what the API served and no typed API class or model validation gets in
+  the way; every failure is a ``K8sError`` carrying a one-line message (HTTP status and the API's
+  ``Status`` message, or the connection problem) instead of a traceback;
+* ``K8s.json(fn, what, ...)``: a typed client call (``_preload_content=False``) answered as JSON, with
+  the same request timeout and errors (``K8s.call``).
 
 Modules check ``HAS_KUBERNETES`` and call ``missing_required_lib("kubernetes")`` when it is False.
 """
@@ -102,26 +102,12 @@ def api_client(kubeconfig=None, context=None, retries=1):
     return client
 
 
-def to_dict(client, obj):
-    """A client model object (or list of them) as the API's JSON (camelCase keys)."""
-    return client.sanitize_for_serialization(obj)
-
-
 class K8s:
     """Calls with a request timeout and uniform error handling."""
 
     def __init__(self, client, timeout=10):
         self.client = client
         self.timeout = timeout
-
-    def core(self):
-        return kubernetes.client.CoreV1Api(self.client)
-
-    def discovery(self):
-        return kubernetes.client.DiscoveryV1Api(self.client)
-
-    def networking(self):
-        return kubernetes.client.NetworkingV1Api(self.client)
 
     def call(self, fn, what, *args, **kwargs):
         kwargs.setdefault("_request_timeout", self.timeout)
@@ -182,16 +168,3 @@ class K8s:
             return json.loads(resp.data or b"{}")
         except ValueError as exc:
             raise K8sError("%s failed: the API answered with invalid JSON: %s" % (what, exc))
-
-    def items(self, fn, what, *args, **kwargs):
-        """A list call as plain API JSON items."""
-        return self.json(fn, what, *args, **kwargs).get("items") or []
-
-    def get_or_none(self, fn, what, *args, **kwargs):
-        """A read call as API JSON, or None on 404."""
-        try:
-            return self.json(fn, what, *args, **kwargs)
-        except K8sError as exc:
-            if exc.status == 404:
-                return None
-            raise
