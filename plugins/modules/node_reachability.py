@@ -24,9 +24,10 @@ description:
     I(run_id) and are judged by the peer's listener.
   - I(phase=collect) (every node) stops the listener and returns what it received.
   - I(phase=analyse) (once, on the controller) combines the probe and collect results of every node
-    into the matrix and findings. It fails with findings naming the node pair, the blocked
-    port/protocol, the Calico mode that needs it and the exact fix (the self-referencing security
-    group rule as an AWS CLI command and as the role variable C(ec2_network_sg_self_reference=true)).
+    into the matrix and findings. It fails with one C(NODE_PORT_BLOCKED) finding per node pair, naming
+    the blocked ports/protocols and what needs them. Which device dropped them (the security group, a
+    network ACL, a host firewall) is decided by the diagnosis of the validate report, from the
+    security group as EC2 holds it.
   - Ports per peer depend on roles. kubelet 10250, BGP 179, VXLAN, IP-in-IP and an ephemeral port
     to every peer, API 6443 to control planes, etcd 2379-2380 between control planes, Typha 5473
     with I(typha=true).
@@ -242,12 +243,13 @@ findings:
   type: list
   elements: dict
   sample:
-    - id: SG_NO_SELF_REF
+    - id: NODE_PORT_BLOCKED
       severity: error
       where: "node1 (10.0.1.11) -> node2 (10.0.1.12)"
       observed: "tcp/10250, tcp/40123 (ephemeral) blocked from node1 to node2"
-      why: "the node security group lets only allow-listed ports through between nodes ..."
-      remediation: "add the self-referencing rule ... or set ec2_network_sg_self_reference: true for role ec2_network"
+      why: "probes from node1 to node2 timed out or were rejected on the way; needed by: ..."
+      remediation: "if the node security group does not allow them: add the self-referencing rule ... If it does,
+        the drop is outside it: the network ACL of the nodes' subnet or the host firewall of node2 ..."
 """
 
 import errno

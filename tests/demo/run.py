@@ -5,7 +5,7 @@
 2. build the local lab from that security group (network namespaces as nodes, iptables as the SG,
    dnsmasq as CoreDNS behind the service IP, Debian's registry holding marketplace:v1 for arm64 only,
    the Kubernetes API fake describing the cluster) and run playbooks/validate.yml: it must fail with
-   SG_NO_SELF_REF (sg_audit, node_reachability), DNS_POD_UNREACHABLE (dns) and IMAGE_ARCH_MISMATCH
+   SG_NO_SELF_REF (sg_audit), NODE_PORT_BLOCKED (node_reachability), DNS_POD_UNREACHABLE (dns) and IMAGE_ARCH_MISMATCH
    (image_arch), each with its fix;
 3. apply the fixes the way a user would (ec2_network_sg_self_reference=true through site.yml, a
    multi-arch image pushed under the same tag), rebuild the lab's SG from EC2 and re-run validate:
@@ -41,7 +41,7 @@ SUBNET_CIDR = "10.231.0.0/24"  # the lab's node subnet: the SG's CIDR rules mean
 APP_NAMESPACE = "shop"
 EXPECTED_BROKEN = {
     "sg_audit": {"SG_NO_SELF_REF"},
-    "node_reachability": {"SG_NO_SELF_REF"},
+    "node_reachability": {"NODE_PORT_BLOCKED"},
     "dns": {"DNS_POD_UNREACHABLE"},
     "image_arch": {"IMAGE_ARCH_MISMATCH"},
 }

@@ -33,7 +33,7 @@ def test_demo_tells_the_story(tmp_path):
     # the seeds' cluster: every check failed, each with the catalogue id and a concrete fix
     ids = {check: {f["id"] for f in res["findings"] if f["severity"] == "error"} for check, res in broken.items()}
     assert "SG_NO_SELF_REF" in ids["sg_audit"]
-    assert "SG_NO_SELF_REF" in ids["node_reachability"]
+    assert "NODE_PORT_BLOCKED" in ids["node_reachability"]
     assert "DNS_POD_UNREACHABLE" in ids["dns"]
     # CoreDNS runs on node1 and node2: every cross-node pair times out, same-node queries answer
     pairs = {f["where"] for f in broken["dns"]["findings"] if f["id"] == "DNS_POD_UNREACHABLE"}

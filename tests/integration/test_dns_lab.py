@@ -82,13 +82,16 @@ def test_blackholed_upstream_and_loop(tmp_path):
         rc, res, wall, out, leftover = run_lab(lab, tmp_path, corefile=LOOP_COREFILE, coredns_state="crashloop",
                                                validate_dns_endpoints=lab.endpoints())
     assert rc != 0, out
-    assert ids(res) == ["COREDNS_NOT_READY", "DNS_NO_ENDPOINTS", "UPSTREAM_TIMEOUT"], out
+    assert ids(res) == ["COREDNS_NOT_READY", "DNS_LOOKUP_FAILED", "DNS_NO_ENDPOINTS", "UPSTREAM_TIMEOUT"], out
     up = [f for f in res["findings"] if f["id"] == "UPSTREAM_TIMEOUT"]
-    assert len(up) == 2  # one from the nodes, one from the probe pods
+    assert len(up) == 1  # from the nodes, which ask every CoreDNS pod directly
     assert up[0]["where"] == "node1, node2, node3"
     assert up[0]["observed"] == ("example.test: timeout from CoreDNS pod(s) 192.168.1.10 on node1, 192.168.2.10 on "
                                  "node2, which answer cluster names (queried from node1, node2, node3)")
-    assert up[1]["where"] == "pod on node1, pod on node2, pod on node3"
+    # the probe pods record what they saw: the external name failed while cluster names resolved
+    pods = [f for f in res["findings"] if f["id"] == "DNS_LOOKUP_FAILED"]
+    assert sorted(f["where"] for f in pods) == ["node1", "node2", "node3"]
+    assert all(f["details"]["external_only"] and f["details"]["names"] == ["example.test"] for f in pods), pods
     # within the timeout: every node's queries run in parallel, each bounded by the 1 s query timeout
     host = task_results(run_lab.report, "Query cluster DNS from the node")
     assert sorted(host) == ["node1", "node2", "node3"]

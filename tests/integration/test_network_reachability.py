@@ -86,26 +86,27 @@ def test_seed_sg_fails_with_findings_per_pair():
     assert res.get("failed"), out
     findings = res["findings"]
     pairs = [(a, b) for a in ("node1", "node2", "node3") for b in ("node1", "node2", "node3") if a != b]
-    core = _by_pair(findings, "SG_NO_SELF_REF")
-    encap = _by_pair(findings, "ENCAP_BLOCKED")
-    assert sorted(core) == sorted(pairs), out
-    assert sorted(encap) == sorted(pairs), out
+    # one observation per blocked pair; the cause (the SG's missing self-reference) is the diagnosis' call
+    blocked = _by_pair(findings, "NODE_PORT_BLOCKED")
+    assert sorted(blocked) == sorted(pairs), out
     for pair in pairs:
-        assert "tcp/10250" in core[pair]["observed"]
-        assert "tcp/40123 (ephemeral)" in core[pair]["observed"]
-        assert "ec2_network_sg_self_reference: true" in core[pair]["remediation"]
-        assert "IpProtocol=-1,UserIdGroupPairs=[{GroupId=<node-sg-id>}]" in core[pair]["remediation"]
-        assert core[pair]["details"]["blocked"][0] == "tcp/10250"
-        assert encap[pair]["details"]["checks"] in (["bgp", "ipip"], ["bgp"]), encap[pair]
-        assert "Calico BGP" in encap[pair]["why"]
+        assert "tcp/10250" in blocked[pair]["observed"]
+        assert "tcp/40123 (ephemeral)" in blocked[pair]["observed"]
+        assert "ec2_network_sg_self_reference: true" in blocked[pair]["remediation"]
+        assert "IpProtocol=-1,UserIdGroupPairs=[{GroupId=<node-sg-id>}]" in blocked[pair]["remediation"]
+        assert "host firewall of %s" % pair[1] in blocked[pair]["remediation"]
+        assert blocked[pair]["details"]["blocked"][0] == "tcp/10250"
+        encap = [c for c in blocked[pair]["details"]["checks"] if c in ("bgp", "ipip", "vxlan")]
+        assert encap in (["bgp", "ipip"], ["bgp"]), blocked[pair]
+        assert "Calico BGP" in blocked[pair]["why"]
     # IP-in-IP: one direction per pair (stateful SGs), every pair covered once
-    ipip = sorted(tuple(sorted(p)) for p in pairs if "ipip" in encap[p]["details"]["checks"])
+    ipip = sorted(tuple(sorted(p)) for p in pairs if "ipip" in blocked[p]["details"]["checks"])
     assert ipip == [("node1", "node2"), ("node1", "node3"), ("node2", "node3")], ipip
-    assert "Calico IPIP" in encap[("node1", "node2")]["why"]
-    assert "ip protocol 4 (IP-in-IP)" in encap[("node1", "node2")]["observed"]
+    assert "Calico IPIP" in blocked[("node1", "node2")]["why"]
+    assert "ip protocol 4 (IP-in-IP)" in blocked[("node1", "node2")]["observed"]
     # API only towards the control plane (node1): blocked from workers by the seed SG (admin CIDR only)
-    assert "tcp/6443" in core[("node2", "node1")]["observed"]
-    assert "tcp/6443" not in core[("node1", "node2")]["observed"]
+    assert "tcp/6443" in blocked[("node2", "node1")]["observed"]
+    assert "tcp/6443" not in blocked[("node1", "node2")]["observed"]
     # the seed SG allows VXLAN from anywhere: the UDP probe passes through the listener
     assert "vxlan" not in json.dumps(res["matrix"])
     assert res["summary"]["per_check"]["vxlan"] == {"ok": 6, "blocked": 0, "unknown": 0}
@@ -152,7 +153,7 @@ def test_only_ipip_blocked_names_ipip_and_mode():
         rc, res, wall, out = run_reachability(lab, {"validate_network_security_group_id": "sg-0abc"})
     assert rc != 0, out
     errs = [f for f in res["findings"] if f["severity"] == "error"]
-    assert {f["id"] for f in errs} == {"ENCAP_BLOCKED"}
+    assert {f["id"] for f in errs} == {"NODE_PORT_BLOCKED"}
     assert len(errs) == 3
     assert all(f["details"]["checks"] == ["ipip"] for f in errs)
     assert "'IpProtocol=4,UserIdGroupPairs=[{GroupId=sg-0abc}]'" in errs[0]["remediation"]

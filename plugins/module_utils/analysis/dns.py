@@ -20,9 +20,11 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import difflib
 import ipaddress
 import re
 
+from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis import catalogue as cat
 from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis.findings import (
     ERROR,
     WARNING,
@@ -33,15 +35,17 @@ from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis impor
 DEFAULT_SERVICE_IP = "10.96.0.10"
 DEFAULT_DOMAIN = "cluster.local"
 COREDNS_LABELS = {"k8s-app": "kube-dns"}
-VPC_RESOLVER = "169.254.169.253"
+VPC_RESOLVER = cat.VPC_RESOLVER
 OK_STATUSES = ("ok", "nodata")
 PROBE_FORMAT = "dnsprobe/1"
 
-SG_FIX = (
-    "allow all traffic between the nodes: add a self-referencing inbound rule to the node security group "
-    "(aws ec2 authorize-security-group-ingress --group-id <node-sg> --ip-permissions "
-    "'IpProtocol=-1,UserIdGroupPairs=[{GroupId=<node-sg>}]'; see SG_NO_SELF_REF), or at least the pod "
-    "encapsulation Calico uses (IPIP: IP protocol 4, VXLAN: UDP 4789; see ENCAP_BLOCKED)"
+# Which device drops node-to-pod traffic between two nodes is decided by the diagnosis; the finding
+# says where to look.
+POD_PATH_FIX = (
+    "the path between the two nodes drops it: if the node security group lacks the self-referencing rule "
+    "(SG_NO_SELF_REF), add it: %s ; or at least the pod encapsulation Calico uses (IPIP: IP protocol 4, "
+    "VXLAN: UDP 4789; see ENCAP_BLOCKED). If the group allows it, look at the subnet's network ACL and the "
+    "destination node's host firewall (NODE_PORT_BLOCKED)" % cat.self_ref_cli()
 )
 
 
@@ -269,12 +273,7 @@ def coredns_findings(state, node_resolv=None, namespace="kube-system"):
     corefile = state.get("corefile") or ""
     risky = loop_risk(corefile, node_resolv)
     forwards_resolv = corefile_forwards_to_resolv_conf(corefile)
-    loop_fix = (
-        "break the forwarding loop: set resolvConf: /run/systemd/resolve/resolv.conf in the kubelet "
-        "configuration (/var/lib/kubelet/config.yaml) on every node and restart kubelet, or change the "
-        "Corefile to 'forward . %s' (the VPC resolver): kubectl -n %s edit configmap coredns; then "
-        "kubectl -n %s rollout restart deployment coredns" % (VPC_RESOLVER, namespace, namespace)
-    )
+    loop_fix = cat.coredns_loop_fix(namespace)
     out = []
     for pod in state.get("coredns_pods") or []:
         if pod["ready"]:
@@ -439,6 +438,96 @@ def _container_ports(pod):
     return out
 
 
+def workload_name(pod):
+    """The workload a pod belongs to: its controller's name without the ReplicaSet hash, else its own name
+    without the generated suffix."""
+    meta = _meta(pod)
+    labels = meta.get("labels") or {}
+    for ref in meta.get("ownerReferences") or []:
+        if ref.get("controller") or len(meta.get("ownerReferences")) == 1:
+            owner = ref.get("name") or ""
+            h = labels.get("pod-template-hash")
+            if ref.get("kind") == "ReplicaSet":
+                if h and owner.endswith("-" + h):
+                    return owner[:-len(h) - 1]
+                return re.sub(r"-[a-z0-9]{6,10}$", "", owner)
+            return owner
+    name = meta.get("name") or ""
+    return re.sub(r"(-[a-z0-9]{6,10})?-[a-z0-9]{5}$", "", name) or name
+
+
+def _declares(pod, service_ports):
+    """Whether ``pod`` declares every targetPort of the Service (by number or name, same protocol)."""
+    ports = _container_ports(pod)
+    for sp in service_ports:
+        target = sp.get("targetPort", sp.get("port"))
+        proto = (sp.get("protocol") or "TCP").upper()
+        if isinstance(target, str) and not target.isdigit():
+            ok = any(p["name"] == target and p["protocol"] == proto for p in ports)
+        else:
+            ok = any(p["port"] == int(target) and p["protocol"] == proto for p in ports)
+        if not ok:
+            return False
+    return True
+
+
+def _closeness(selector, service_name, pod):
+    """How close a pod is to what a Service meant: (selector pairs equal, selector keys present, similarity of
+    its workload name (and label values) to the Service name). Higher is closer."""
+    labels = _meta(pod).get("labels") or {}
+    equal = sum(1 for k, v in selector.items() if labels.get(k) == v)
+    present = sum(1 for k in selector if k in labels)
+    names = [workload_name(pod)] + [labels[k] for k in selector if k in labels]
+    similar = max(difflib.SequenceMatcher(None, service_name, n).ratio() for n in names)
+    return (equal, present, round(similar, 3))
+
+
+def _target_text(service_ports):
+    return ", ".join("%s/%s" % (sp.get("targetPort", sp.get("port")), (sp.get("protocol") or "TCP").upper())
+                     for sp in service_ports) or "any port"
+
+
+def _selector_finding(ns, name, selector, service_ports, candidates, where):
+    """SVC_NO_ENDPOINTS for a selector that matches no pod, with the nearest workloads that could serve it."""
+    qualified, skipped = {}, []
+    for pod in sorted(candidates, key=lambda p: _meta(p).get("name") or ""):
+        if _declares(pod, service_ports):
+            qualified.setdefault(workload_name(pod), []).append(pod)
+        elif any(k in (_meta(pod).get("labels") or {}) for k in selector):
+            skipped.append(pod)
+    ranked = sorted(qualified.items(), key=lambda kv: (tuple(-x for x in _closeness(selector, name, kv[1][0])), kv[0]))
+    observed = "selector %s matches no pod in namespace %s" % (_fmt_labels(selector), ns)
+    targets = _target_text(service_ports)
+    near = []
+    for _wl, pods in ranked[:3]:
+        labels = _meta(pods[0]).get("labels") or {}
+        diff = [k for k in sorted(selector) if labels.get(k) != selector[k]]
+        near.append("%s has %s" % (_meta(pods[0]).get("name"),
+                                   ",".join("%s=%s" % (k, labels[k]) if k in labels else "no %s" % k for k in diff)))
+    if near:
+        observed += " (%s)" % "; ".join(near)
+    if skipped:
+        observed += "; not proposed, as they declare no containerPort %s: %s" % (
+            targets, ", ".join(sorted({workload_name(p) for p in skipped})))
+    if ranked:
+        wl, pods = ranked[0]
+        labels = _meta(pods[0]).get("labels") or {}
+        patch = dict((k, labels.get(k)) for k in sorted(selector) if labels.get(k) != selector[k])
+        body = ",".join('"%s":%s' % (k, '"%s"' % v if v is not None else "null") for k, v in sorted(patch.items()))
+        fix = ("kubectl -n %s patch service %s -p '{\"spec\":{\"selector\":{%s}}}' (the nearest workload that "
+               "declares %s: %s; or label its pods %s)" % (ns, name, body, targets, wl, _fmt_labels(selector)))
+        why = ("a Service whose selector matches no pod has no endpoints: its name resolves but connections are "
+               "refused or hang")
+    else:
+        fix = ("no pod in namespace %s declares containerPort %s, so no selector change gives this Service "
+               "endpoints: deploy the pods it is meant for, declare the port in their containers, or change the "
+               "Service's targetPort (kubectl -n %s get pods --show-labels)" % (ns, targets, ns))
+        why = ("a Service whose selector matches no pod has no endpoints, and no pod here could serve its "
+               "targetPort: its name resolves but connections are refused or hang")
+    return finding("SVC_NO_ENDPOINTS", observed, why, fix, where=where, reason="selector",
+                   candidates=[wl for wl, _p in ranked], not_serving=sorted({workload_name(p) for p in skipped}))
+
+
 def service_findings(services, pods, skip_namespaces=()):
     """SVC_NO_ENDPOINTS: selector matching no pod, or a targetPort no selected pod declares."""
     out = []
@@ -456,25 +545,7 @@ def service_findings(services, pods, skip_namespaces=()):
         candidates = by_ns.get(ns, [])
         matched = [p for p in candidates if service_selector_matches(selector, _meta(p).get("labels"))]
         if not matched:
-            near, hint = [], ""
-            for p in candidates:
-                labels = _meta(p).get("labels") or {}
-                diff = [k for k in sorted(selector) if k in labels and labels[k] != selector[k]]
-                if diff:
-                    near.append("%s has %s" % (_meta(p).get("name"), ",".join("%s=%s" % (k, labels[k]) for k in diff)))
-                    if not hint:
-                        k = diff[0]
-                        hint = ("kubectl -n %s patch service %s -p '{\"spec\":{\"selector\":{\"%s\":\"%s\"}}}' "
-                                "(or label the pods %s=%s)" % (ns, name, k, labels[k], k, selector[k]))
-            observed = "selector %s matches no pod in namespace %s" % (_fmt_labels(selector), ns)
-            if near:
-                observed += " (%s)" % "; ".join(near[:3])
-            fix = hint or ("make the Service selector %s match the pods' labels (kubectl -n %s get pods --show-labels)"
-                           % (_fmt_labels(selector), ns))
-            out.append(finding(
-                "SVC_NO_ENDPOINTS", observed,
-                "a Service whose selector matches no pod has no endpoints: its name resolves but connections "
-                "are refused or hang", fix, where=where, reason="selector"))
+            out.append(_selector_finding(ns, name, selector, spec.get("ports") or [], candidates, where))
             continue
         ports = [p for pod in matched for p in _container_ports(pod)]
         for sp in spec.get("ports") or []:
@@ -589,7 +660,7 @@ def host_findings(node_results, state=None, timeout=None):
             "%s -> %s is dropped, so lookups intermittently time out ('connection timed out; no servers could "
             "be reached'); node-to-pod traffic between nodes is blocked by the security group or the pod "
             "encapsulation" % (src, dst),
-            SG_FIX, where="%s -> %s" % (src, dst), src=src, dst=dst, endpoints=[q["server"] for q in qs]))
+            POD_PATH_FIX, where="%s -> %s" % (src, dst), src=src, dst=dst, endpoints=[q["server"] for q in qs]))
     for node, qs in sorted(same_node_dead.items()):
         out.append(finding(
             "DNS_POD_UNREACHABLE",
@@ -628,9 +699,7 @@ def _upstream_finding(sources, q, forward_targets, t, pods=None):
         "CoreDNS answers cluster names itself but forwards other names to its upstream (%s), which does not "
         "answer within %s: external names fail in every pod ('i/o timeout' in CoreDNS logs)"
         % (", ".join(forward_targets) or "forward target of the Corefile", t),
-        "allow egress UDP/TCP 53 from the nodes to the upstream resolver (security group egress / NACL), or "
-        "point the Corefile at a reachable resolver: 'forward . %s' (kubectl -n kube-system edit configmap "
-        "coredns)" % VPC_RESOLVER,
+        cat.upstream_fix(),
         where=", ".join(sources), name=q["name"], forward=forward_targets)
 
 
@@ -719,8 +788,15 @@ def parse_probe_message(text):
 
 
 def pod_findings(pod_results, namespace="default", timeout=None):
-    """Findings from the probe pods' results ({node, pod, outcome, detail, results})."""
-    out, upstream = [], []
+    """Findings from the probe pods' results ({node, pod, outcome, detail, results}).
+
+    A probe pod asks the service IP, and kube-proxy sends each query to one CoreDNS pod it picks: the
+    pod cannot tell which one answered. So its failures are recorded as observations
+    (DNS_LOOKUP_FAILED, naming the names and whether cluster names resolved in the same pod); the
+    diagnosis compares them with the host path, which asks every CoreDNS endpoint directly.
+    """
+    out = []
+    t = "%.1fs" % timeout if timeout else "the timeout"
     for res in pod_results or []:
         node, pod = res.get("node"), res.get("pod")
         where = "probe pod %s/%s on %s" % (namespace, pod, node)
@@ -734,30 +810,33 @@ def pod_findings(pod_results, namespace="default", timeout=None):
                 where=node, pod=pod, outcome=res.get("outcome")))
             continue
         results = res.get("results") or []
-        cluster_ok = any(r["kind"] == "cluster" and r["status"] == "ok" for r in results)
+        cluster_ok = [r["name"] for r in results if r["kind"] != "external" and r["status"] == "ok"]
         failed = []
         for r in results:
             if r["status"] == "ok":
                 continue
-            q = {"name": r["name"], "server": "cluster DNS", "status": r["status"], "kind": r["kind"]}
             if r["status"] == "nxdomain":
+                q = {"name": r["name"], "server": "cluster DNS", "status": r["status"], "kind": r["kind"]}
                 out.append(_missing_finding("pod on %s" % node, q))
-            elif r["kind"] == "external" and cluster_ok:
-                upstream.append(("pod on %s" % node, q))
             else:
                 failed.append(r)
-        if failed:
-            out.append(finding(
-                "DNS_SERVICE_UNREACHABLE",
-                "%s: %s" % (where, ", ".join("%s -> %s" % (r["name"], r["status"]) for r in failed)),
-                "pods on %s cannot resolve through the cluster DNS service (network policy, kube-proxy or an "
-                "unreachable CoreDNS pod on another node)" % node,
-                "compare with the host path of %s (DNS_POD_UNREACHABLE / NETPOL_BLOCKS_DNS findings); "
-                "kubectl -n kube-system get endpointslices -l kubernetes.io/service-name=kube-dns" % node,
-                where=node, names=[r["name"] for r in failed]))
-    if upstream:
-        out.append(_upstream_finding(sorted({src for src, _q in upstream}), upstream[0][1], [],
-                                     "%.1fs" % timeout if timeout else "the timeout"))
+        if not failed:
+            continue
+        external_only = all(r["kind"] == "external" for r in failed) and bool(cluster_ok)
+        observed = "%s: %s" % (where, ", ".join("%s -> %s" % (r["name"], r["status"]) for r in failed))
+        if cluster_ok:
+            observed += "; %s resolved in the same pod" % ", ".join(cluster_ok)
+        out.append(finding(
+            "DNS_LOOKUP_FAILED", observed,
+            "pods on %s got no answer within %s for these names through the cluster DNS service; the service "
+            "sends each query to one of the CoreDNS pods, so a failure can come from the path to that CoreDNS "
+            "pod (another node), a NetworkPolicy, kube-proxy, or the CoreDNS upstream for external names" % (node, t),
+            "compare with the host path of %s, which asks every CoreDNS pod directly (DNS_POD_UNREACHABLE, "
+            "UPSTREAM_TIMEOUT), and with the report's root causes; kubectl -n kube-system get endpointslices -l "
+            "kubernetes.io/service-name=kube-dns -o wide" % node,
+            where=node, pod=pod, namespace=namespace, names=[r["name"] for r in failed], kinds=[r["kind"] for r in failed],
+            statuses=[r["status"] for r in failed], cluster_resolved=cluster_ok, external_only=external_only,
+            endpoints=sorted({r["endpoint"] for r in failed if r.get("endpoint")})))
     return out
 
 

@@ -12,45 +12,19 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis.catalogue import FINDING_IDS
+
 ERROR = "error"
 WARNING = "warning"
 
-# The catalogue ids (see docs/FAILURES.md of the design notes).
-CATALOGUE = (
-    "SG_NO_SELF_REF",
-    "ENCAP_BLOCKED",
-    "SRC_DST_CHECK",
-    "EGRESS_443",
-    "SG_OPEN_WORLD",
-    "NODE_UNREACHABLE",
-    "DNS_POD_UNREACHABLE",
-    "DNS_SERVICE_UNREACHABLE",
-    "COREDNS_NOT_READY",
-    "UPSTREAM_TIMEOUT",
-    "DNS_NO_ENDPOINTS",
-    "NETPOL_BLOCKS_DNS",
-    "SVC_NO_ENDPOINTS",
-    "IMAGE_ARCH_MISMATCH",
-    # a single manifest of another architecture: pulled, then "exec format error" at start
-    "IMAGE_EXEC_FORMAT",
-    # only a 32-bit build containerd falls back to (arm/v7 on arm64, 386 on amd64): a warning
-    "IMAGE_PLATFORM_FALLBACK",
-    "IMAGE_UNREACHABLE",
-    "INPUT_INVALID",
-    # additive (dns_check): a name cluster DNS answers NXDOMAIN for; a DNS probe pod that gave no result
-    "DNS_NAME_NOT_FOUND",
-    "DNS_PROBE_FAILED",
-    # additive (netpol / paths): policy parts that match nothing; an application path that is blocked
-    "NETPOL_NEAR_MISS",
-    "NETPOL_SELECTS_NOTHING",
-    "PATH_BLOCKED",
-)
+# The ids a check may emit: the one catalogue (analysis/catalogue.py) holds them with their titles.
+CATALOGUE = FINDING_IDS
 
 
 def finding(fid, observed, why, remediation, severity=ERROR, where=None, **details):
     """Build one finding as a plain dict (JSON-serialisable, stable key order)."""
     if fid not in CATALOGUE:
-        raise ValueError("unknown finding id %r" % (fid,))
+        raise ValueError("unknown finding id %r (not a finding id of analysis/catalogue.py)" % (fid,))
     if severity not in (ERROR, WARNING):
         raise ValueError("unknown severity %r" % (severity,))
     out = {

@@ -35,7 +35,9 @@ import time
 
 # The encapsulation protocols each Calico mode needs between nodes: the one table (analysis/calico.py).
 from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis import calico
+from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis import catalogue as cat
 from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis.findings import (
+    ERROR,
     WARNING,
     finding,
 )
@@ -44,24 +46,23 @@ MAGIC = b"KEC2REACH1"
 VXLAN_PORT = 4789
 IPPROTO_IPIP = 4
 DEFAULT_EPHEMERAL_PORT = 40123
-ROLE_VAR = "ec2_network_sg_self_reference: true"
-SG_PLACEHOLDER = "<node-sg-id>"
 
 ENCAPSULATIONS = calico.ENCAPSULATIONS
 
-# name -> (protocol, port, label, who needs it, finding id)
+# name -> (protocol, port, label, who needs it). Which rule or device dropped a blocked probe is not
+# known here: the diagnosis (analysis/diagnosis.py) decides that from the security group as EC2 holds it.
 CHECKS = {
-    "kubelet": ("tcp", 10250, "tcp/10250", "kubelet API (kubectl logs/exec, metrics-server), every Calico mode", "SG_NO_SELF_REF"),
-    "apiserver": ("tcp", 6443, "tcp/6443", "kube-apiserver from every node, every Calico mode", "SG_NO_SELF_REF"),
-    "etcd-client": ("tcp", 2379, "tcp/2379", "etcd clients between control planes, every Calico mode", "SG_NO_SELF_REF"),
-    "etcd-peer": ("tcp", 2380, "tcp/2380", "etcd peers between control planes, every Calico mode", "SG_NO_SELF_REF"),
-    "bgp": ("tcp", 179, "tcp/179", "Calico BGP peering (BIRD): ipipMode Always/CrossSubnet and unencapsulated pools", "ENCAP_BLOCKED"),
-    "typha": ("tcp", 5473, "tcp/5473", "Calico Typha (Felix to Typha), every Calico mode when Typha runs", "SG_NO_SELF_REF"),
-    "vxlan": ("udp", VXLAN_PORT, "udp/4789", "Calico VXLAN: vxlanMode Always/CrossSubnet", "ENCAP_BLOCKED"),
-    "ipip": ("ip", IPPROTO_IPIP, "ip protocol 4 (IP-in-IP)", "Calico IPIP: ipipMode Always/CrossSubnet", "ENCAP_BLOCKED"),
+    "kubelet": ("tcp", 10250, "tcp/10250", "kubelet API (kubectl logs/exec, metrics-server), every Calico mode"),
+    "apiserver": ("tcp", 6443, "tcp/6443", "kube-apiserver from every node, every Calico mode"),
+    "etcd-client": ("tcp", 2379, "tcp/2379", "etcd clients between control planes, every Calico mode"),
+    "etcd-peer": ("tcp", 2380, "tcp/2380", "etcd peers between control planes, every Calico mode"),
+    "bgp": ("tcp", 179, "tcp/179", "Calico BGP peering (BIRD): ipipMode Always/CrossSubnet and unencapsulated pools"),
+    "typha": ("tcp", 5473, "tcp/5473", "Calico Typha (Felix to Typha), every Calico mode when Typha runs"),
+    "vxlan": ("udp", VXLAN_PORT, "udp/4789", "Calico VXLAN: vxlanMode Always/CrossSubnet"),
+    "ipip": ("ip", IPPROTO_IPIP, "ip protocol 4 (IP-in-IP)", "Calico IPIP: ipipMode Always/CrossSubnet"),
     "ephemeral": ("tcp", DEFAULT_EPHEMERAL_PORT, "tcp/ephemeral",
-                  "pod-to-pod, ClusterIP and DNS traffic on arbitrary ports, every Calico mode (only a self-referencing rule allows it)",
-                  "SG_NO_SELF_REF"),
+                  "pod-to-pod, ClusterIP and DNS traffic on arbitrary ports, every Calico mode (only a self-referencing "
+                  "rule allows it)"),
 }
 CHECK_ORDER = ("kubelet", "apiserver", "etcd-client", "etcd-peer", "bgp", "typha", "vxlan", "ipip", "ephemeral")
 
@@ -126,34 +127,27 @@ def validate_nodes(nodes):
 
 
 # ---------------------------------------------------------------------------
-# Remediation text
+# Remediation text (the commands themselves live in analysis/catalogue.py)
 # ---------------------------------------------------------------------------
-def self_ref_cli(sg_id=None):
-    sg = sg_id or SG_PLACEHOLDER
-    return ("aws ec2 authorize-security-group-ingress --group-id %s "
-            "--ip-permissions 'IpProtocol=-1,UserIdGroupPairs=[{GroupId=%s}]'" % (sg, sg))
-
-
-def self_ref_fix(sg_id=None):
-    return ("add the self-referencing rule (inbound all traffic from the node security group itself): %s ; "
-            "or set %s for role ec2_network and re-run it" % (self_ref_cli(sg_id), ROLE_VAR))
-
-
 def encap_permission(check, sg_id=None):
-    sg = sg_id or SG_PLACEHOLDER
     if check == "ipip":
-        return "IpProtocol=4,UserIdGroupPairs=[{GroupId=%s}]" % sg
-    proto, port = CHECKS[check][0], CHECKS[check][1]
-    return "IpProtocol=%s,FromPort=%d,ToPort=%d,UserIdGroupPairs=[{GroupId=%s}]" % (proto, port, port, sg)
+        return cat.sg_permission("4", None, sg_id)
+    return cat.sg_permission(CHECKS[check][0], CHECKS[check][1], sg_id)
 
 
 def encap_fix(checks, sg_id=None):
-    sg = sg_id or SG_PLACEHOLDER
-    perms = " ".join("'%s'" % encap_permission(c, sg_id) for c in checks)
-    return ("allow %s between the nodes: aws ec2 authorize-security-group-ingress --group-id %s --ip-permissions %s ; "
-            "or add the self-referencing rule (%s) / set %s for role ec2_network; "
-            "or switch the Calico IPPool to an encapsulation the security group allows"
-            % (", ".join(label(c) for c in checks), sg, perms, self_ref_cli(sg_id), ROLE_VAR))
+    return cat.encap_fix([label(c) for c in checks], [encap_permission(c, sg_id) for c in checks], sg_id)
+
+
+def blocked_fix(core, encap, dst, sg_id=None):
+    """What to do about probes dropped between two nodes: which device dropped them is not known here."""
+    if core:
+        sg_fix = cat.self_ref_fix(sg_id)
+    else:
+        sg_fix = encap_fix(encap, sg_id)
+    return ("if the node security group does not allow them: %s. If it does, the drop is outside it: the network "
+            "ACL of the nodes' subnet or the host firewall of %s (sudo iptables -S; sudo nft list ruleset); the "
+            "report's root causes say which" % (sg_fix, dst))
 
 
 # ---------------------------------------------------------------------------
@@ -590,8 +584,9 @@ def analyse(nodes, control_planes, probes, listens, calico_encapsulation="IPIP",
             "%s (%s) %s" % (name, nodes[name], why),
             "a node that drops everything cannot run pods, answer kubelet/API calls or carry pod traffic; "
             "probes to it timed out after their bound instead of hanging",
-            "check that the instance is running and reachable: its security groups (%s), the subnet's network ACL "
-            "and the host firewall (iptables -S / nft list ruleset on %s)" % (self_ref_cli(sg_id), name),
+            "check that the instance is running and reachable: its security groups (aws ec2 describe-security-groups "
+            "--group-ids %s), the subnet's network ACL and the host firewall (iptables -S / nft list ruleset on %s)"
+            % (sg_id or cat.SG_PLACEHOLDER, name),
             where=name, node=name, ip=nodes[name], reason=why))
     warn_pairs = {}
     for src in sorted(nodes):
@@ -607,31 +602,26 @@ def analyse(nodes, control_planes, probes, listens, calico_encapsulation="IPIP",
             for c in blocked:
                 if c in ENCAP_CHECKS and c not in needed:
                     warn_pairs.setdefault(c, []).append("%s->%s" % (src, dst))
-            details = dict(src=src, dst=dst, src_ip=nodes[src], dst_ip=nodes[dst])
-            if core:
-                findings.append(finding(
-                    "SG_NO_SELF_REF",
-                    "%s blocked from %s to %s" % (", ".join(label(c, ephemeral_port) for c in core), src, dst),
-                    "the node security group lets only allow-listed ports through between nodes (no self-referencing rule): "
-                    "NodePort works but ClusterIP and DNS traffic crossing nodes times out; needed by: %s"
-                    % "; ".join("%s: %s" % (label(c, ephemeral_port), CHECKS[c][3]) for c in core),
-                    self_ref_fix(sg_id), where=where, blocked=[label(c, ephemeral_port) for c in core],
-                    checks=core, **details))
-            if encap:
-                findings.append(finding(
-                    "ENCAP_BLOCKED",
-                    "%s blocked from %s to %s (Calico encapsulation %s)"
-                    % (", ".join(label(c) for c in encap), src, dst, calico_encapsulation),
-                    "pods on different nodes cannot talk while same-node traffic works; needed by: %s%s"
-                    % ("; ".join("%s: %s" % (label(c), CHECKS[c][3]) for c in encap),
-                       IPIP_NOTE if "ipip" in encap else ""),
-                    encap_fix(encap, sg_id), where=where, blocked=[label(c) for c in encap], checks=encap,
-                    calico_encapsulation=calico_encapsulation, **details))
+            if not core and not encap:
+                continue
+            shown = core + encap
+            findings.append(finding(
+                "NODE_PORT_BLOCKED",
+                "%s blocked from %s to %s" % (", ".join(label(c, ephemeral_port) for c in shown), src, dst),
+                "probes from %s to %s timed out or were rejected on the way; needed by: %s%s"
+                % (src, dst, "; ".join("%s: %s" % (label(c, ephemeral_port), CHECKS[c][3]) for c in shown),
+                   IPIP_NOTE if "ipip" in encap else ""),
+                blocked_fix(core, encap, dst, sg_id), severity=ERROR, where=where,
+                blocked=[label(c, ephemeral_port) for c in shown], checks=shown,
+                ports=[_port_of(c, ephemeral_port) for c in shown],
+                reasons=[matrix[(src, dst, c)][1] for c in shown],
+                calico_encapsulation=calico_encapsulation,
+                src=src, dst=dst, src_ip=nodes[src], dst_ip=nodes[dst]))
     for check in ENCAP_CHECKS:
         pairs = warn_pairs.get(check)
         if pairs:
             findings.append(finding(
-                "ENCAP_BLOCKED",
+                "NODE_PORT_BLOCKED",
                 "%s blocked on %d node pair(s) (%s%s); not needed by Calico encapsulation %s"
                 % (label(check), len(pairs), ", ".join(pairs[:6]), ", ..." if len(pairs) > 6 else "", calico_encapsulation),
                 "harmless today, but switching the IPPool to a mode that needs it (%s) would break cross-node pod traffic"
@@ -640,6 +630,28 @@ def analyse(nodes, control_planes, probes, listens, calico_encapsulation="IPIP",
                 pairs=pairs, checks=[check], calico_encapsulation=calico_encapsulation))
     summary = summarize(nodes, matrix, ephemeral_port)
     return findings, summary, matrix
+
+
+def _port_of(check, ephemeral_port=DEFAULT_EPHEMERAL_PORT):
+    """``{"check", "proto", "port"}`` of one check: proto tcp/udp, or "4" (IP-in-IP, port None)."""
+    proto, port = CHECKS[check][0], CHECKS[check][1]
+    if check == "ephemeral":
+        port = ephemeral_port
+    if proto == "ip":
+        return {"check": check, "proto": str(port), "port": None}
+    return {"check": check, "proto": proto, "port": port}
+
+
+def matrix_rows(nodes, matrix, ephemeral_port=DEFAULT_EPHEMERAL_PORT):
+    """The matrix as the evidence list of the contract: [{src, dst, check, proto, port, ok, reason}]."""
+    out = []
+    for (src, dst, check), (status, detail) in sorted(matrix.items()):
+        if status == "unknown":
+            continue
+        row = _port_of(check, ephemeral_port)
+        out.append({"src": src, "dst": dst, "check": check, "proto": row["proto"], "port": row["port"],
+                    "ok": status == "ok", "reason": detail})
+    return out
 
 
 def summarize(nodes, matrix, ephemeral_port=DEFAULT_EPHEMERAL_PORT):

@@ -21,12 +21,12 @@ __metaclass__ = type
 import ipaddress
 
 from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis import calico
+from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis import catalogue as cat
 from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis.findings import (
     WARNING,
     finding,
 )
 
-ROLE_VAR = "ec2_network_sg_self_reference: true"
 ENCAPSULATIONS = calico.ENCAPSULATIONS
 
 # (protocol, port) needed between nodes, label, who needs it
@@ -105,17 +105,6 @@ def node_sg_id(instances):
     return (common or sets[0])[0]
 
 
-def self_ref_cli(sg_id):
-    return ("aws ec2 authorize-security-group-ingress --group-id %s "
-            "--ip-permissions 'IpProtocol=-1,UserIdGroupPairs=[{GroupId=%s}]'" % (sg_id, sg_id))
-
-
-def _permission_text(proto, port, sg_id):
-    if proto in ("tcp", "udp"):
-        return "IpProtocol=%s,FromPort=%d,ToPort=%d,UserIdGroupPairs=[{GroupId=%s}]" % (proto, port, port, sg_id)
-    return "IpProtocol=%s,UserIdGroupPairs=[{GroupId=%s}]" % (proto, sg_id)
-
-
 def _name(inst):
     for t in inst.get("Tags", []) or []:
         if t.get("Key") == "Name" and t.get("Value"):
@@ -150,7 +139,7 @@ def audit(instances, groups, calico_encapsulation="IPIP"):
             "self-referencing rule: %s" % (len(no_all), len(pairs), _pair_text(no_all), ", ".join(without) or "none"),
             "only allow-listed ports pass between nodes: NodePort works, but ClusterIP and DNS traffic crossing nodes "
             "(and kubelet 10250, pod-to-pod on any port) times out",
-            "%s ; or set %s for role ec2_network and re-run it" % (self_ref_cli(sg_id), ROLE_VAR),
+            "%s ; or set %s for role ec2_network and re-run it" % (cat.self_ref_cli(sg_id), cat.ROLE_VAR_SELF_REF),
             where=sg_id, security_group_id=sg_id, groups_without_self_reference=without,
             pairs=["%s->%s" % (s["InstanceId"], d["InstanceId"]) for s, d in no_all]))
     # 2. encapsulation
@@ -167,9 +156,7 @@ def audit(instances, groups, calico_encapsulation="IPIP"):
                 "Calico encapsulation %s needs %s between nodes; the security groups block it for %d node pair(s) (%s)"
                 % (calico_encapsulation, text, len(blocked), _pair_text(blocked)),
                 "%s: pods on different nodes cannot talk while same-node traffic works" % who,
-                "aws ec2 authorize-security-group-ingress --group-id %s --ip-permissions '%s' ; or add the "
-                "self-referencing rule (%s) / set %s for role ec2_network; or switch the Calico IPPool to an "
-                "encapsulation the security group allows" % (sg_id, _permission_text(proto, port, sg_id), self_ref_cli(sg_id), ROLE_VAR),
+                cat.encap_fix([text], [cat.sg_permission(proto, port, sg_id)], sg_id),
                 where=sg_id, security_group_id=sg_id, protocol=proto, port=port, need=need,
                 calico_encapsulation=calico_encapsulation,
                 pairs=["%s->%s" % (s["InstanceId"], d["InstanceId"]) for s, d in blocked]))
@@ -189,8 +176,8 @@ def audit(instances, groups, calico_encapsulation="IPIP"):
             "source/destination check is on for %s while %s" % (_name(inst), reason),
             "EC2 drops packets whose source or destination is not the instance's own IP, i.e. pod traffic from and to "
             "other nodes: cross-node pod traffic is dropped",
-            "aws ec2 modify-instance-attribute --instance-id %s --no-source-dest-check ; or use an encapsulating "
-            "Calico mode (calico_encapsulation: IPIP or VXLAN)" % inst["InstanceId"],
+            "%s ; or use an encapsulating Calico mode (calico_encapsulation: IPIP or VXLAN)"
+            % cat.src_dst_check_cli(inst["InstanceId"]),
             where=inst["InstanceId"], instance_id=inst["InstanceId"]))
     # 4. egress tcp 443
     by_groups = {}
@@ -206,9 +193,7 @@ def audit(instances, groups, calico_encapsulation="IPIP"):
                 % (", ".join(i["InstanceId"] for i in insts), ", ".join(key) or "none"),
                 "kubelet, the AWS cloud provider, image pulls from ECR/registries and package installs cannot reach "
                 "HTTPS endpoints such as the EC2 API: their calls time out",
-                "aws ec2 authorize-security-group-egress --group-id %s "
-                "--ip-permissions 'IpProtocol=tcp,FromPort=443,ToPort=443,IpRanges=[{CidrIp=0.0.0.0/0}]' ; or keep "
-                "0.0.0.0/0 in ec2_network_egress_cidrs of role ec2_network" % first,
+                "%s ; or keep 0.0.0.0/0 in ec2_network_egress_cidrs of role ec2_network" % cat.egress_443_cli(first),
                 where=first, security_group_id=first, instances=[i["InstanceId"] for i in insts]))
     # 5. SSH / API open to the world (warning)
     seen = set()
@@ -220,6 +205,21 @@ def audit(instances, groups, calico_encapsulation="IPIP"):
             seen.add(gid)
             findings.extend(_open_world(sg))
     return findings
+
+
+def evidence(instances, groups, calico_encapsulation="IPIP"):
+    """The sg_audit evidence the diagnosis reads: the groups as EC2 holds them and the nodes' membership."""
+    return {
+        "groups": [groups[g] for g in sorted(groups)],
+        "instances": [{"id": i["InstanceId"], "name": next((t.get("Value") for t in i.get("Tags") or []
+                                                             if t.get("Key") == "Name"), ""),
+                       "private_ip": i.get("PrivateIpAddress", ""), "subnet_id": i.get("SubnetId", ""),
+                       "security_groups": [g["GroupId"] for g in i.get("SecurityGroups") or []],
+                       "source_dest_check": i.get("SourceDestCheck", True), "arch": i.get("Architecture", "")}
+                      for i in instances],
+        "node_sg_id": node_sg_id(instances),
+        "encapsulation": calico_encapsulation,
+    }
 
 
 def _egress_443_open(group_ids, groups):

@@ -177,6 +177,69 @@ def test_service_wrong_selector():
         "kubectl -n default patch service api -p '{\"spec\":{\"selector\":{\"app\":\"backend\"}}}'")
 
 
+def _rs_pod(workload, suffix, labels, ports, ns="shop"):
+    h = "5d9c7b6f4"
+    p = pod("%s-%s-%s" % (workload, h, suffix), ns=ns, labels=dict(labels, **{"pod-template-hash": h}), ports=ports)
+    p["metadata"]["ownerReferences"] = [{"kind": "ReplicaSet", "name": "%s-%s" % (workload, h), "controller": True}]
+    return p
+
+
+def test_service_selector_fix_proposes_only_pods_that_serve_the_target_port():
+    """The tutorial's case: Service backend selects app=api; frontend does not declare 8080, so it is never the fix."""
+    pods = [_rs_pod("frontend", "aaaaa", {"app": "frontend"}, [{"containerPort": 80}]),
+            _rs_pod("backend", "bbbbb", {"app": "backend"}, [{"containerPort": 8080}])]
+    svc = service("backend", {"app": "api"}, [{"port": 80, "targetPort": 8080}], ns="shop")
+    (f,) = dns.service_findings([svc], pods)
+    assert f["observed"] == ("selector app=api matches no pod in namespace shop (backend-5d9c7b6f4-bbbbb has "
+                             "app=backend); not proposed, as they declare no containerPort 8080/TCP: frontend")
+    assert f["remediation"] == (
+        "kubectl -n shop patch service backend -p '{\"spec\":{\"selector\":{\"app\":\"backend\"}}}' (the nearest "
+        "workload that declares 8080/TCP: backend; or label its pods app=api)")
+    assert f["details"]["candidates"] == ["backend"] and f["details"]["not_serving"] == ["frontend"]
+
+
+@pytest.mark.parametrize("pods,expected", [
+    # same labels matched: the workload name closest to the Service's wins
+    ([("billing", {"app": "billing", "tier": "web"}), ("backend", {"app": "backend", "tier": "web"})],
+     ["backend", "billing"]),
+    # more selector pairs equal beats a closer name
+    ([("backend", {"app": "backend"}), ("store", {"app": "store", "tier": "web"})], ["store", "backend"]),
+    # a key present (with another value) beats a key missing
+    ([("backend", {"role": "x"}), ("other", {"app": "other"})], ["other", "backend"]),
+])
+def test_service_selector_candidates_ranked_by_closeness(pods, expected):
+    objs = [_rs_pod(w, "ccccc", labels, [{"containerPort": 8080, "name": "http"}]) for w, labels in pods]
+    svc = service("backend", {"app": "api", "tier": "web"}, [{"port": 80, "targetPort": "http"}], ns="shop")
+    (f,) = dns.service_findings([svc], objs)
+    assert f["details"]["candidates"] == expected
+
+
+def test_service_selector_with_no_pod_serving_the_port_says_so():
+    pods = [_rs_pod("frontend", "aaaaa", {"app": "frontend"}, [{"containerPort": 80}])]
+    svc = service("backend", {"app": "api"}, [{"port": 80, "targetPort": 8080}], ns="shop")
+    (f,) = dns.service_findings([svc], pods)
+    assert f["observed"] == ("selector app=api matches no pod in namespace shop; not proposed, as they declare no "
+                             "containerPort 8080/TCP: frontend")
+    assert f["remediation"] == (
+        "no pod in namespace shop declares containerPort 8080/TCP, so no selector change gives this Service "
+        "endpoints: deploy the pods it is meant for, declare the port in their containers, or change the Service's "
+        "targetPort (kubectl -n shop get pods --show-labels)")
+    assert "patch service" not in f["remediation"]
+
+
+@pytest.mark.parametrize("name,owner,labels,expected", [
+    ("backend-5d9c7b6f4-bbbbb", ("ReplicaSet", "backend-5d9c7b6f4"), {"pod-template-hash": "5d9c7b6f4"}, "backend"),
+    ("db-0", ("StatefulSet", "db"), {}, "db"),
+    ("web-7f9c8d6b5c-x2x9z", None, {}, "web"),
+    ("standalone", None, {}, "standalone"),
+])
+def test_workload_name(name, owner, labels, expected):
+    p = pod(name, labels=labels)
+    if owner:
+        p["metadata"]["ownerReferences"] = [{"kind": owner[0], "name": owner[1], "controller": True}]
+    assert dns.workload_name(p) == expected
+
+
 def test_service_port_mismatch():
     pods = [pod("backend-7f9c", labels={"app": "backend"}, ports=[{"containerPort": 8080, "name": "http"}])]
     found = dns.service_findings([service("backend", {"app": "backend"}, [{"port": 80, "targetPort": 80}])], pods)
@@ -397,15 +460,40 @@ def test_probe_manifest_and_message():
     ({"outcome": "finished", "results": [{"name": "web.shop.svc.cluster.local", "kind": "user",
                                           "status": "nxdomain", "answer": ""}]}, ["DNS_NAME_NOT_FOUND"]),
     ({"outcome": "finished", "results": [{"name": "kubernetes.default.svc.cluster.local", "kind": "cluster",
-                                          "status": "timeout", "answer": ""}]}, ["DNS_SERVICE_UNREACHABLE"]),
+                                          "status": "timeout", "answer": ""}]}, ["DNS_LOOKUP_FAILED"]),
     ({"outcome": "finished", "results": [
         {"name": "kubernetes.default.svc.cluster.local", "kind": "cluster", "status": "ok", "answer": "10.96.0.1"},
-        {"name": "example.test", "kind": "external", "status": "timeout", "answer": ""}]}, ["UPSTREAM_TIMEOUT"]),
+        {"name": "example.test", "kind": "external", "status": "timeout", "answer": ""}]}, ["DNS_LOOKUP_FAILED"]),
     ({"outcome": "timeout", "detail": "did not finish within 5s (phase Pending)", "results": []}, ["DNS_PROBE_FAILED"]),
 ])
 def test_pod_findings(result, ids):
     result = dict(result, node="node1", pod="dns-probe-node1-abcde")
     assert [f["id"] for f in dns.pod_findings([result])] == ids
+
+
+def test_pod_lookup_failure_is_an_observation_with_exact_text():
+    """A probe pod cannot know which CoreDNS pod the service picked: it records what failed and what
+    resolved, never "the upstream fails" (and never "via the cluster DNS cluster DNS")."""
+    res = {"node": "node1", "pod": "dns-probe-node1-abcde", "outcome": "finished", "results": [
+        {"name": "kubernetes.default.svc.cluster.local", "kind": "cluster", "status": "ok", "answer": "10.96.0.1"},
+        {"name": "example.test", "kind": "external", "status": "timeout", "answer": ""}]}
+    found = dns.pod_findings([res], timeout=1.5)
+    assert len(found) == 1
+    f = found[0]
+    assert f["observed"] == ("probe pod default/dns-probe-node1-abcde on node1: example.test -> timeout; "
+                             "kubernetes.default.svc.cluster.local resolved in the same pod")
+    assert f["why"] == (
+        "pods on node1 got no answer within 1.5s for these names through the cluster DNS service; the service "
+        "sends each query to one of the CoreDNS pods, so a failure can come from the path to that CoreDNS pod "
+        "(another node), a NetworkPolicy, kube-proxy, or the CoreDNS upstream for external names")
+    assert f["details"]["external_only"] is True
+    assert f["details"]["cluster_resolved"] == ["kubernetes.default.svc.cluster.local"]
+    assert "cluster DNS cluster DNS" not in str(found) and "UPSTREAM_TIMEOUT" not in f["id"]
+    every = dict(res, results=[dict(r, status="timeout") for r in res["results"]])
+    g = dns.pod_findings([every])[0]
+    assert g["observed"] == ("probe pod default/dns-probe-node1-abcde on node1: kubernetes.default.svc.cluster.local "
+                             "-> timeout, example.test -> timeout")
+    assert g["details"]["external_only"] is False
 
 
 def test_analyze_combines_and_dedupes():

@@ -118,42 +118,75 @@ def test_healthy_matrix_has_no_findings_and_a_summary():
     assert r.matrix_table(NODES, matrix)["w1"] == {"cp1": "ok", "w2": "ok"}
 
 
+ENCAP_FIX = (
+    "allow tcp/179, ip protocol 4 (IP-in-IP) between the nodes: aws ec2 authorize-security-group-ingress "
+    "--group-id sg-1 --ip-permissions 'IpProtocol=tcp,FromPort=179,ToPort=179,UserIdGroupPairs=[{GroupId=sg-1}]' "
+    "'IpProtocol=4,UserIdGroupPairs=[{GroupId=sg-1}]' ; or add the self-referencing rule "
+    "(aws ec2 authorize-security-group-ingress --group-id sg-1 --ip-permissions "
+    "'IpProtocol=-1,UserIdGroupPairs=[{GroupId=sg-1}]') / set ec2_network_sg_self_reference: true for role "
+    "ec2_network; or switch the Calico IPPool to an encapsulation the security group allows")
+
+
+def _outside(dst):
+    return (". If it does, the drop is outside it: the network ACL of the nodes' subnet or the host firewall of %s "
+            "(sudo iptables -S; sudo nft list ruleset); the report's root causes say which" % dst)
+
+
 def test_seed_like_matrix_exact_findings():
+    """One observation per blocked pair: the ports and who needs them; no cause is named here."""
     findings, summary, _m = _run(blocked=("kubelet", "ephemeral", "bgp", "ipip", "apiserver"))
     by = dict(((f["id"], f["where"]), f) for f in findings)
-    core = by[("SG_NO_SELF_REF", "w1 (10.0.1.21) -> cp1 (10.0.1.11)")]
-    assert core["observed"] == "tcp/10250, tcp/6443, tcp/40123 (ephemeral) blocked from w1 to cp1"
+    core = by[("NODE_PORT_BLOCKED", "w1 (10.0.1.21) -> cp1 (10.0.1.11)")]
+    assert core["observed"] == "tcp/10250, tcp/6443, tcp/40123 (ephemeral), tcp/179 blocked from w1 to cp1"
     assert core["why"] == (
-        "the node security group lets only allow-listed ports through between nodes (no self-referencing rule): "
-        "NodePort works but ClusterIP and DNS traffic crossing nodes times out; needed by: "
+        "probes from w1 to cp1 timed out or were rejected on the way; needed by: "
         "tcp/10250: kubelet API (kubectl logs/exec, metrics-server), every Calico mode; "
         "tcp/6443: kube-apiserver from every node, every Calico mode; "
         "tcp/40123 (ephemeral): pod-to-pod, ClusterIP and DNS traffic on arbitrary ports, every Calico mode "
-        "(only a self-referencing rule allows it)")
-    assert core["remediation"] == SELF_REF_FIX
-    assert core["details"]["blocked"] == ["tcp/10250", "tcp/6443", "tcp/40123 (ephemeral)"]
-    encap = by[("ENCAP_BLOCKED", "cp1 (10.0.1.11) -> w1 (10.0.1.21)")]
-    assert encap["observed"] == "tcp/179, ip protocol 4 (IP-in-IP) blocked from cp1 to w1 (Calico encapsulation IPIP)"
-    assert encap["remediation"] == (
-        "allow tcp/179, ip protocol 4 (IP-in-IP) between the nodes: aws ec2 authorize-security-group-ingress "
-        "--group-id sg-1 --ip-permissions 'IpProtocol=tcp,FromPort=179,ToPort=179,UserIdGroupPairs=[{GroupId=sg-1}]' "
-        "'IpProtocol=4,UserIdGroupPairs=[{GroupId=sg-1}]' ; or add the self-referencing rule "
-        "(aws ec2 authorize-security-group-ingress --group-id sg-1 --ip-permissions "
-        "'IpProtocol=-1,UserIdGroupPairs=[{GroupId=sg-1}]') / set ec2_network_sg_self_reference: true for role "
-        "ec2_network; or switch the Calico IPPool to an encapsulation the security group allows")
+        "(only a self-referencing rule allows it); "
+        "tcp/179: Calico BGP peering (BIRD): ipipMode Always/CrossSubnet and unencapsulated pools")
+    assert core["remediation"] == "if the node security group does not allow them: " + SELF_REF_FIX + _outside("cp1")
+    assert core["details"]["blocked"] == ["tcp/10250", "tcp/6443", "tcp/40123 (ephemeral)", "tcp/179"]
+    assert core["details"]["ports"] == [
+        {"check": "kubelet", "proto": "tcp", "port": 10250}, {"check": "apiserver", "proto": "tcp", "port": 6443},
+        {"check": "ephemeral", "proto": "tcp", "port": 40123}, {"check": "bgp", "proto": "tcp", "port": 179}]
+    assert "SG_NO_SELF_REF" not in str(findings)
+    encap = by[("NODE_PORT_BLOCKED", "cp1 (10.0.1.11) -> w1 (10.0.1.21)")]
+    assert encap["observed"] == ("tcp/10250, tcp/40123 (ephemeral), tcp/179, ip protocol 4 (IP-in-IP) blocked "
+                                 "from cp1 to w1")
+    assert encap["details"]["checks"] == ["kubelet", "ephemeral", "bgp", "ipip"]
+    assert encap["details"]["ports"][-1] == {"check": "ipip", "proto": "4", "port": None}
+    assert encap["why"].endswith(r.IPIP_NOTE)
     # the reverse direction of an IP-in-IP pair is not probed (stateful SGs)
-    assert by[("ENCAP_BLOCKED", "w1 (10.0.1.21) -> cp1 (10.0.1.11)")]["details"]["checks"] == ["bgp"]
-    assert len([f for f in findings if f["id"] == "SG_NO_SELF_REF"]) == 6
+    assert core["details"]["checks"] == ["kubelet", "apiserver", "ephemeral", "bgp"]
+    assert len([f for f in findings if f["id"] == "NODE_PORT_BLOCKED"]) == 6
     assert summary["blocked"] == 6 * 3 + 3 + 2
 
 
+def test_encapsulation_only_pair_names_the_protocol_fix():
+    findings, _s, _m = _run(blocked=("bgp", "ipip"))
+    f = [x for x in findings if x["where"] == "cp1 (10.0.1.11) -> w1 (10.0.1.21)"][0]
+    assert f["observed"] == "tcp/179, ip protocol 4 (IP-in-IP) blocked from cp1 to w1"
+    assert f["remediation"] == "if the node security group does not allow them: " + ENCAP_FIX + _outside("w1")
+
+
+def test_matrix_rows_are_the_evidence_shape():
+    _f, _s, matrix = _run(blocked=("ipip",))
+    rows = r.matrix_rows(NODES, matrix)
+    assert {"src": "cp1", "dst": "w1", "check": "ipip", "proto": "4", "port": None, "ok": False,
+            "reason": "5 packet(s) not received by w1"} in rows
+    assert {"src": "cp1", "dst": "w1", "check": "kubelet", "proto": "tcp", "port": 10250, "ok": True,
+            "reason": "refused"} in rows
+    assert len(rows) == 29
+
+
 @pytest.mark.parametrize("encap,blocked,errors,warnings", [
-    ("IPIP", ("ipip",), ["ENCAP_BLOCKED"] * 3, []),
-    ("VXLAN", ("ipip",), [], ["ENCAP_BLOCKED"]),
-    ("VXLAN", ("vxlan",), ["ENCAP_BLOCKED"] * 6, []),
-    ("IPIP", ("vxlan", "bgp"), ["ENCAP_BLOCKED"] * 6, ["ENCAP_BLOCKED"]),
-    ("None", ("bgp",), ["ENCAP_BLOCKED"] * 6, []),
-    ("None", ("ephemeral",), ["SG_NO_SELF_REF"] * 6, []),
+    ("IPIP", ("ipip",), ["NODE_PORT_BLOCKED"] * 3, []),
+    ("VXLAN", ("ipip",), [], ["NODE_PORT_BLOCKED"]),
+    ("VXLAN", ("vxlan",), ["NODE_PORT_BLOCKED"] * 6, []),
+    ("IPIP", ("vxlan", "bgp"), ["NODE_PORT_BLOCKED"] * 6, ["NODE_PORT_BLOCKED"]),
+    ("None", ("bgp",), ["NODE_PORT_BLOCKED"] * 6, []),
+    ("None", ("ephemeral",), ["NODE_PORT_BLOCKED"] * 6, []),
 ])
 def test_mode_decides_error_or_warning(encap, blocked, errors, warnings):
     findings, _s, _m = _run(blocked=blocked, encap=encap)

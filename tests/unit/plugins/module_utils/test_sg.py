@@ -83,12 +83,15 @@ def test_seed_exact_hints():
         "ec2_network and re-run it")
     assert findings[1]["observed"].startswith(
         "Calico encapsulation IPIP needs ip protocol 4 (IP-in-IP) between nodes; the security groups block it for 6 node pair(s)")
-    assert findings[1]["remediation"].startswith(
-        "aws ec2 authorize-security-group-ingress --group-id sg-1 --ip-permissions "
-        "'IpProtocol=4,UserIdGroupPairs=[{GroupId=sg-1}]' ; or add the self-referencing rule")
+    assert findings[1]["remediation"] == (
+        "allow ip protocol 4 (IP-in-IP) between the nodes: aws ec2 authorize-security-group-ingress --group-id sg-1 "
+        "--ip-permissions 'IpProtocol=4,UserIdGroupPairs=[{GroupId=sg-1}]' ; or add the self-referencing rule "
+        "(aws ec2 authorize-security-group-ingress --group-id sg-1 --ip-permissions "
+        "'IpProtocol=-1,UserIdGroupPairs=[{GroupId=sg-1}]') / set ec2_network_sg_self_reference: true for role "
+        "ec2_network; or switch the Calico IPPool to an encapsulation the security group allows")
     assert findings[2]["remediation"].startswith(
-        "aws ec2 authorize-security-group-ingress --group-id sg-1 --ip-permissions "
-        "'IpProtocol=tcp,FromPort=179,ToPort=179,UserIdGroupPairs=[{GroupId=sg-1}]'")
+        "allow tcp/179 (BGP) between the nodes: aws ec2 authorize-security-group-ingress --group-id sg-1 "
+        "--ip-permissions 'IpProtocol=tcp,FromPort=179,ToPort=179,UserIdGroupPairs=[{GroupId=sg-1}]'")
     assert findings[2]["why"] == ("Calico BGP peering (BIRD) for IPIP and unencapsulated pools: pods on different "
                                   "nodes cannot talk while same-node traffic works")
 
