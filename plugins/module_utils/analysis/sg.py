@@ -207,12 +207,15 @@ def audit(instances, groups, calico_encapsulation="IPIP"):
     return findings
 
 
+def _tag(inst, key):
+    return next((t.get("Value") or "" for t in inst.get("Tags") or [] if t.get("Key") == key), "")
+
+
 def evidence(instances, groups, calico_encapsulation="IPIP"):
     """The sg_audit evidence the diagnosis reads: the groups as EC2 holds them and the nodes' membership."""
     return {
         "groups": [groups[g] for g in sorted(groups)],
-        "instances": [{"id": i["InstanceId"], "name": next((t.get("Value") for t in i.get("Tags") or []
-                                                             if t.get("Key") == "Name"), ""),
+        "instances": [{"id": i["InstanceId"], "name": _tag(i, "Name"),
                        "private_ip": i.get("PrivateIpAddress", ""), "subnet_id": i.get("SubnetId", ""),
                        "security_groups": [g["GroupId"] for g in i.get("SecurityGroups") or []],
                        "source_dest_check": i.get("SourceDestCheck", True), "arch": i.get("Architecture", "")}
