@@ -234,10 +234,16 @@ def _rule_pairs(ctx, taken):
     # SG_NO_SELF_REF: the audit's word, or blocked ports the group does not allow
     audit = ctx.of("SG_NO_SELF_REF", "ENCAP_BLOCKED")
     sg_cells = [(k, v["sg"]) for k, v in sorted(verdicts.items()) if v["sg"]]
+    # the audit said "no self-reference" but its rules did not reach us: its word covers the drops, as likely
+    adopt = bool(ctx.of("SG_NO_SELF_REF")) and not ctx.groups
+    unk_cells = [(k, v["unknown"]) for k, v in sorted(verdicts.items()) if v["unknown"]]
     if audit or sg_cells:
         refs = [_ref(c, i, f) for c, i, f in audit]
         refs += [_ref(c, i, ctx.by_key[(c, i)]) for (c, i), _ps in sg_cells]
         refs += _pod_refs(ctx, pairs, "sg", taken)
+        if adopt:
+            refs += [_ref(c, i, ctx.by_key[(c, i)]) for (c, i), _ps in unk_cells]
+            refs += _pod_refs(ctx, pairs, "unknown", taken)
         sg_id = ctx.node_sg or next(((f.get("details") or {}).get("security_group_id") for _c, _i, f in audit
                                      if (f.get("details") or {}).get("security_group_id")), "") or ""
         evidence = []
@@ -259,9 +265,13 @@ def _rule_pairs(ctx, taken):
         if pods:
             evidence.append("dns: probe pod lookups on %s failed when the service picked a CoreDNS pod on a "
                             "blocked node pair" % _short(pods))
+        if adopt and unk_cells:
+            evidence.append("node_reachability: %d node pair(s) blocked; the security group rules were not in the "
+                            "evidence, so these drops are put down to the missing self-reference the audit "
+                            "reported" % len(unk_cells))
         title = "%s (node security group %s)" % (cat.title("SG_NO_SELF_REF"), sg_id or cat.SG_PLACEHOLDER)
         causes.append(_cause("SG_NO_SELF_REF", title,
-                             CERTAIN, refs, evidence, cat.self_ref_cli(sg_id or None), cat.ROLE_VAR_SELF_REF,
+                             LIKELY if adopt and unk_cells else CERTAIN, refs, evidence, cat.self_ref_cli(sg_id or None), cat.ROLE_VAR_SELF_REF,
                              cat.self_ref_verify(sg_id or None)))
     # BLOCKED_OUTSIDE_SG: ports the group allows, dropped all the same
     out_cells = [(k, v["outside"]) for k, v in sorted(verdicts.items()) if v["outside"]]
@@ -291,8 +301,7 @@ def _rule_pairs(ctx, taken):
             "on %s: sudo iptables -S | grep -E 'DROP|REJECT' shows no rule for these ports; then %s"
             % (where, cat.VALIDATE)))
     # NODE_PORTS_BLOCKED: no security group data to judge with
-    unk_cells = [(k, v["unknown"]) for k, v in sorted(verdicts.items()) if v["unknown"]]
-    if unk_cells:
+    if unk_cells and not adopt:
         by_key = ctx.by_key
         refs = [_ref(k[0], k[1], by_key[k]) for k, _ps in unk_cells] + _pod_refs(ctx, pairs, "unknown", taken)
         labels = sorted({_proto_label(p["proto"], p["port"]) for _k, ps in unk_cells for p in ps})
@@ -460,6 +469,41 @@ def unexplained(checks, causes):
     ctx = _Context(checks)
     done = {(r["check"], r["index"]) for c in causes for r in c["explains"]}
     return [_ref(c, i, f) for c, i, f in ctx.items if f.get("severity") == "error" and (c, i) not in done]
+
+
+def contradictions(checks):
+    """Findings that another check's evidence contradicts: [{"ref": finding ref, "why": str}].
+
+    A finding must agree with what every check recorded: an upstream timeout while the host path saw a
+    CoreDNS pod answer the external name, a blocked node-pair port the matrix shows open, a CoreDNS pod
+    unreachable from a node whose own query to it was answered, a missing self-reference in a group whose
+    rules have one.
+    """
+    ctx = _Context(checks)
+    out = []
+    cells = dict(((m.get("src"), m.get("dst"), m.get("check")), m.get("ok")) for m in ctx.reach.get("matrix") or [])
+    answered = set()
+    for res in ctx.dns.get("host_results") or []:
+        for q in res.get("queries") or []:
+            if q.get("target") == "endpoint" and q.get("kind") != "external" and q.get("status") in ("ok", "nodata"):
+                answered.add((res.get("node"), q.get("endpoint_node")))
+    for c, i, f in ctx.items:
+        d = f.get("details") or {}
+        why = None
+        if f["id"] == "UPSTREAM_TIMEOUT" and _host_external_ok(ctx):
+            why = "the host path saw a CoreDNS pod answer the external name"
+        elif f["id"] == "NODE_PORT_BLOCKED" and d.get("src"):
+            open_ = [x for x in d.get("checks") or [] if cells.get((d["src"], d.get("dst"), x)) is True]
+            if open_:
+                why = "the matrix shows %s open from %s to %s" % (", ".join(open_), d["src"], d.get("dst"))
+        elif f["id"] == "DNS_POD_UNREACHABLE" and (d.get("src"), d.get("dst")) in answered:
+            why = "the host path of %s got an answer from the CoreDNS pod on %s" % (d.get("src"), d.get("dst"))
+        elif f["id"] == "SG_NO_SELF_REF" and c == "sg_audit" and ctx.node_sg in ctx.groups and \
+                sgmod.has_self_reference(ctx.groups[ctx.node_sg]) and len(ctx.groups) == 1:
+            why = "%s has a self-referencing rule" % ctx.node_sg
+        if why:
+            out.append({"ref": _ref(c, i, f), "why": why})
+    return out
 
 
 def headline(checks, causes):

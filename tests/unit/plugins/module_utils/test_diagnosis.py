@@ -178,6 +178,7 @@ def test_causes_do_not_depend_on_the_coredns_pod_a_probe_reached(cluster, expect
         assert _ids(causes) == expected, (pick, [(c["id"], c["explains"]) for c in causes])
         assert dg.unexplained(checks, causes) == [], pick
         assert causes == dg.diagnose(checks)  # and the same answer twice
+        assert dg.contradictions(checks) == [], pick
 
 
 def test_seed_is_one_cause_with_every_symptom_attached():
@@ -210,6 +211,24 @@ def test_seed_is_one_cause_with_every_symptom_attached():
     assert cause["evidence"][-1] == ("dns: probe pod lookups on node3 failed when the service picked a CoreDNS pod "
                                      "on a blocked node pair")
     assert dg.headline(checks, [cause]) == "1 root cause explains 14 findings"
+
+
+@pytest.mark.parametrize("keep_audit_findings,expected,confidence", [
+    (True, ["SG_NO_SELF_REF"], "likely"),       # the audit's word, without its rules: one cause, likely
+    (False, ["NODE_PORTS_BLOCKED"], "likely"),  # no audit at all: both places to look
+])
+def test_seed_without_the_security_group_rules(keep_audit_findings, expected, confidence):
+    checks = Cluster(SEED).checks()
+    checks["sg_audit"]["evidence"] = {}
+    if not keep_audit_findings:
+        checks["sg_audit"]["findings"] = []
+    causes = dg.diagnose(checks)
+    assert _ids(causes) == expected and causes[0]["confidence"] == confidence
+    assert dg.unexplained(checks, causes) == []
+    if keep_audit_findings:
+        assert causes[0]["evidence"][-1] == (
+            "node_reachability: 6 node pair(s) blocked; the security group rules were not in the evidence, so these "
+            "drops are put down to the missing self-reference the audit reported")
 
 
 def test_a_drop_the_sg_allows_is_never_the_self_reference():
@@ -413,3 +432,17 @@ def test_pod_mesh_failures_follow_their_node_pair():
 def test_empty_input_is_healthy():
     assert dg.diagnose({}) == []
     assert dg.headline({}, []) == "healthy"
+
+
+def test_contradictions_are_found():
+    checks = Cluster(HEALTHY).checks()
+    checks["dns"]["findings"].append(_f("UPSTREAM_TIMEOUT", "node1"))
+    checks["dns"]["findings"].append(_f("DNS_POD_UNREACHABLE", "node1 -> node2", src="node1", dst="node2"))
+    checks["node_reachability"]["findings"].append(_f("NODE_PORT_BLOCKED", "node1 -> node2", src="node1",
+                                                      dst="node2", checks=["kubelet"]))
+    checks["sg_audit"]["findings"].append(_f("SG_NO_SELF_REF", "sg-1"))
+    assert [(x["ref"]["id"], x["why"]) for x in dg.contradictions(checks)] == [
+        ("SG_NO_SELF_REF", "sg-1 has a self-referencing rule"),
+        ("NODE_PORT_BLOCKED", "the matrix shows kubelet open from node1 to node2"),
+        ("UPSTREAM_TIMEOUT", "the host path saw a CoreDNS pod answer the external name"),
+        ("DNS_POD_UNREACHABLE", "the host path of node1 got an answer from the CoreDNS pod on node2")]
