@@ -97,6 +97,9 @@ class _Context:
             if inst["Name"]:
                 self.ips.setdefault(inst["Name"], inst["PrivateIpAddress"])
         self.endpoints = [e for e in state.get("endpoints") or [] if e.get("node")]
+        if not self.endpoints:  # no cluster summary: the CoreDNS pods the host path could not reach
+            self.endpoints = [{"ip": ip, "node": (f.get("details") or {}).get("dst")} for _c, _i, f in self.items
+                              if f["id"] == "DNS_POD_UNREACHABLE" for ip in (f.get("details") or {}).get("endpoints") or []]
         for _c, _i, f in self.items:
             if f["id"] == "NODE_PORT_BLOCKED" and not self.encap:
                 self.encap = (f.get("details") or {}).get("calico_encapsulation") or ""
