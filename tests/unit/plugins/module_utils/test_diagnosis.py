@@ -446,3 +446,15 @@ def test_contradictions_are_found():
         ("NODE_PORT_BLOCKED", "the matrix shows kubelet open from node1 to node2"),
         ("UPSTREAM_TIMEOUT", "the host path saw a CoreDNS pod answer the external name"),
         ("DNS_POD_UNREACHABLE", "the host path of node1 got an answer from the CoreDNS pod on node2")]
+
+
+def test_seed_with_findings_only_still_one_cause():
+    """Check results without any evidence (an older producer): the audit's word and the host path's
+    unreachable pairs still tie every symptom to the one cause."""
+    for pick in PICKS:
+        checks = Cluster(SEED).checks(pick)
+        for res in checks.values():
+            res["evidence"] = {}
+        causes = dg.diagnose(checks)
+        assert _ids(causes) == ["SG_NO_SELF_REF"] and causes[0]["confidence"] == "likely"
+        assert dg.unexplained(checks, causes) == [], pick
