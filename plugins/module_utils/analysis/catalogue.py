@@ -63,6 +63,10 @@ ENTRIES = {
     "DNS_PROBE_FAILED": dict(kind=CAUSE, title="A DNS probe pod could not run", role_var=""),
     # image_arch
     "IMAGE_ARCH_MISMATCH": dict(kind=CAUSE, title="An image has no build for a node's architecture", role_var=""),
+    "IMAGE_EXEC_FORMAT": dict(kind=CAUSE, title="An image is built for another architecture only (exec format error "
+                                                "at start)", role_var=""),
+    "IMAGE_PLATFORM_FALLBACK": dict(kind=CAUSE, title="An image runs only through a 32-bit platform fallback",
+                                    role_var=""),
     "IMAGE_UNREACHABLE": dict(kind=CAUSE, title="An image cannot be read from its registry", role_var=""),
     "INPUT_INVALID": dict(kind=CAUSE, title="An input could not be used", role_var=""),
     # netpol / paths
