@@ -38,14 +38,13 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis import calico
 from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis import catalogue as cat
 from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis import sg as sgmod
 
 CHECK_ORDER = ("sg_audit", "node_reachability", "dns", "image_arch", "paths")
 CERTAIN = "certain"
 LIKELY = "likely"
-# How pod traffic between two nodes travels, per Calico encapsulation: (protocol, port) the SG must allow.
-CARRIER = {"IPIP": ("4", None), "VXLAN": ("udp", 4789)}
 DNS_TRAFFIC = ("udp", 53)
 
 
@@ -134,14 +133,17 @@ class _Context:
         return sgmod.ingress_allows(d, s, self.groups, proto, port)
 
     def carrier(self, src, dst, traffic):
-        """(proto, port) that carries pod traffic ``traffic`` from node src to dst."""
-        mode = self.encap
-        if mode.endswith("CrossSubnet"):
+        """(proto, port) that carries pod traffic ``traffic`` from node src to dst: the encapsulation protocol
+        of the Calico mode (analysis/calico.py), or the traffic itself when it travels unencapsulated."""
+        if calico.is_cross_subnet(self.encap):
             s, d = self.instance(src) or {}, self.instance(dst) or {}
             if s.get("SubnetId") and s.get("SubnetId") == d.get("SubnetId"):
                 return traffic
-            mode = mode[:-len("CrossSubnet")]
-        return CARRIER.get(mode, traffic)
+        for need in calico.needs(self.encap):
+            if need in ("ipip", "vxlan"):
+                proto, port = sgmod.ENCAP_NEEDS[need][0], sgmod.ENCAP_NEEDS[need][1]
+                return proto, port
+        return traffic
 
 
 def _sg_rule_text(sg):

@@ -458,3 +458,18 @@ def test_seed_with_findings_only_still_one_cause():
         causes = dg.diagnose(checks)
         assert _ids(causes) == ["SG_NO_SELF_REF"] and causes[0]["confidence"] == "likely"
         assert dg.unexplained(checks, causes) == [], pick
+
+
+@pytest.mark.parametrize("encap,dns_explained", [
+    ("IPIP", True),    # pod traffic rides IP protocol 4, which the seed group does not allow
+    ("VXLAN", False),  # ... rides udp/4789, which the seed group allows from anywhere: not the group's doing
+])
+def test_cross_node_dns_is_blamed_on_the_group_only_when_its_carrier_is_blocked(encap, dns_explained):
+    checks = Cluster(SEED).checks()
+    checks["sg_audit"]["evidence"]["encapsulation"] = encap
+    causes = dg.diagnose(checks)
+    assert _ids(causes) == ["SG_NO_SELF_REF"]
+    ids = [e["id"] for e in causes[0]["explains"]]
+    assert ("DNS_POD_UNREACHABLE" in ids) is dns_explained
+    left = [u["id"] for u in dg.unexplained(checks, causes)]
+    assert left == ([] if dns_explained else ["DNS_POD_UNREACHABLE"] * 4 + ["DNS_LOOKUP_FAILED"])
