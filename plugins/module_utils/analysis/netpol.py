@@ -342,7 +342,7 @@ def side(direction, subject, other, dst, port, protocol, policies, ns_labels):
                 score = (1 if miss["ports"] else 0) + (1 if miss["peers"] else 0)
                 depth = sum(len(p["why"]) for p in miss["peers"])
                 candidates.append((score, depth, {"policy": policy_name(pol), "direction": direction, "rule": i,
-                                                  "spec": rule, "miss": miss, "why": _why_text(miss)}))
+                                                  "spec": rule, "miss": miss, "why": _why_text(miss), "score": score}))
     if out["allowed_by"]:
         first = out["allowed_by"][0]
         out["reason"] = "allowed by %s %s rule %d" % (first["policy"], key, first["rule"])
@@ -511,7 +511,7 @@ def rule_fixes(nearest, other, dst, port, protocol, ns_labels=None):
                     % (ns, NAME_LABEL, ns, pol, key, i),
                     [{"op": "replace", "path": path + "/namespaceSelector", "value": {"matchLabels": {NAME_LABEL: ns}}}])
                 labels = (w["selector"] or {}).get("matchLabels") or {}
-                if labels and not w["selector"].get("matchExpressions"):
+                if labels and NAME_LABEL not in labels and not w["selector"].get("matchExpressions"):
                     add("or label namespace %s as the selector expects" % ns, alt=True,
                         cli="kubectl label namespace %s %s" % (ns, " ".join("%s=%s" % kv for kv in sorted(labels.items()))))
             elif w["part"] == "namespace":

@@ -306,7 +306,7 @@ def dns_layer(path, objs, dns_namespace="kube-system", dns_service="kube-dns"):
 
 def _near_fix(verdict, src, dst, port, proto, objs):
     near = verdict.get("nearest")
-    if not near:
+    if not near or near["score"] > 1:  # a rule that misses on both peer and port was not meant for this flow
         return ""
     s, d = netpol.endpoint(src), netpol.endpoint(dst)
     other = d if near["direction"] == "Egress" else s

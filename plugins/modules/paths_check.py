@@ -1,0 +1,189 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: contributors to kubeadm_ec2.cluster
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: paths_check
+short_description: Judge application paths (pod to Service or host) layer by layer from the cluster objects
+version_added: 0.2.0
+description:
+  - Reads, through the C(kubernetes) client, the namespaces, pods, workloads (Deployments, StatefulSets,
+    DaemonSets), Services, EndpointSlices and NetworkPolicies, and gives each path of I(paths) a verdict
+    per layer, without starting any pod.
+  - C(dns) - the Service exists (its name resolves) and the source may send DNS to CoreDNS.
+  - C(service) - the Service has the port, ready endpoints, and its targetPort is a containerPort of the pods
+    it selects.
+  - C(netpol) - the egress policies of the source and the ingress policies of the destination pods allow the
+    connection, judged on the pods the Service selects (after DNAT) by the NetworkPolicy engine.
+  - C(connect) - skipped (static verdicts only).
+  - Returns the C(paths) check result (C(status), C(msg), C(findings), C(evidence)); one C(PATH_BLOCKED)
+    finding per blocked path names the layer, the deciding object and a fix ready to apply.
+author:
+  - kubeadm_ec2 maintainers (@kubeadm-ec2)
+options:
+  paths:
+    description:
+      - The paths to judge. C(to) is C(service.namespace:port), C(service:port) (in the source namespace),
+        C(service.namespace.svc[.domain]:port), or C(host:port) for anything else (an address or a name
+        outside the cluster).
+    type: list
+    elements: dict
+    required: true
+  paths_var:
+    description: The name bad input is reported under (the role passes C(validate_paths)).
+    type: str
+    default: paths
+  kubeconfig:
+    description: Path to a kubeconfig; default is the usual kubeconfig lookup.
+    type: path
+  context:
+    description: The kubeconfig context to use.
+    type: str
+  api_timeout:
+    description: Timeout in seconds of each Kubernetes API request.
+    type: float
+    default: 10.0
+  cluster_domain:
+    description: The cluster DNS domain.
+    type: str
+    default: cluster.local
+  dns_namespace:
+    description: Namespace of CoreDNS and the DNS Service.
+    type: str
+    default: kube-system
+  dns_service:
+    description: Name of the DNS Service.
+    type: str
+    default: kube-dns
+  fail_on_findings:
+    description: Fail when a path is blocked; C(false) only reports.
+    type: bool
+    default: true
+requirements:
+  - kubernetes
+notes:
+  - Reads only; starts no pod, so check mode runs the same analysis.
+seealso:
+  - name: NetworkPolicy engine
+    description: The semantics the netpol layer follows, in docs/network-policies.md.
+    link: https://example.invalid/kubeadm_ec2/cluster/docs/network-policies.md
+"""
+
+EXAMPLES = r"""
+- name: Can marketplace reach recommendations:50051?
+  kubeadm_ec2.cluster.paths_check:
+    kubeconfig: ~/.kube/config
+    paths:
+      - from: {namespace: shop, selector: {app: marketplace}}
+        to: recommendations.shop:50051
+        protocol: tcp
+  delegate_to: localhost
+  run_once: true
+  register: paths_result
+"""
+
+RETURN = r"""
+status:
+  description: C(passed) or C(failed).
+  returned: always
+  type: str
+msg:
+  description: A one-line summary, then every blocked path (what, why, fix).
+  returned: always
+  type: str
+findings:
+  description: PATH_BLOCKED findings, one per blocked path (id, severity, where, observed, why, remediation, details).
+  returned: always
+  type: list
+  elements: dict
+evidence:
+  description: The C(paths) check evidence; C(paths) has one entry per path with its layers and verdict.
+  returned: always
+  type: dict
+  sample:
+    mesh: []
+    paths:
+      - from: {namespace: shop, selector: {matchLabels: {app: marketplace}}, workload: deployment shop/marketplace}
+        to: recommendations.shop:50051
+        protocol: tcp
+        verdict: blocked
+        layers:
+          dns: {status: ok, detail: "recommendations.shop.svc.cluster.local resolves through kube-system/kube-dns", object: "", fix: ""}
+          service: {status: ok, detail: "Service shop/recommendations TCP/50051 -> targetPort grpc, 1 ready endpoint(s)",
+                    object: service shop/recommendations, fix: ""}
+          netpol: {status: failed, detail: "...", object: networkpolicy shop/deny-all, fix: "kubectl apply -f - ..."}
+          connect: {status: skipped, detail: "validate_paths_probe is false: static verdicts only", object: "", fix: ""}
+"""
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis import paths as pathcheck
+from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis.findings import format_finding
+from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.probes.k8s import (
+    HAS_KUBERNETES,
+    KUBERNETES_IMPORT_ERROR,
+    K8s,
+    K8sError,
+    api_client,
+)
+
+READS = (
+    ("namespaces", "/api/v1/namespaces"),
+    ("pods", "/api/v1/pods"),
+    ("services", "/api/v1/services"),
+    ("endpointslices", "/apis/discovery.k8s.io/v1/endpointslices"),
+    ("network_policies", "/apis/networking.k8s.io/v1/networkpolicies"),
+    ("deployments", "/apis/apps/v1/deployments"),
+    ("statefulsets", "/apis/apps/v1/statefulsets"),
+    ("daemonsets", "/apis/apps/v1/daemonsets"),
+)
+
+
+def read_cluster(api):
+    return {key: api.list(path, "list %s" % key) for key, path in READS}
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            paths=dict(type="list", elements="dict", required=True),
+            paths_var=dict(type="str", default="paths"),
+            kubeconfig=dict(type="path"),
+            context=dict(type="str"),
+            api_timeout=dict(type="float", default=10.0),
+            cluster_domain=dict(type="str", default="cluster.local"),
+            dns_namespace=dict(type="str", default="kube-system"),
+            dns_service=dict(type="str", default="kube-dns"),
+            fail_on_findings=dict(type="bool", default=True),
+        ),
+        supports_check_mode=True,
+    )
+    p = module.params
+    if not HAS_KUBERNETES:
+        module.fail_json(msg=missing_required_lib("kubernetes"), exception=str(KUBERNETES_IMPORT_ERROR))
+    if p["api_timeout"] <= 0:
+        module.fail_json(msg="api_timeout must be > 0 (got %s)" % p["api_timeout"])
+    try:
+        objs = read_cluster(K8s(api_client(p["kubeconfig"], p["context"]), p["api_timeout"]))
+        parsed = pathcheck.parse_paths(p["paths"], objs, p["paths_var"], p["cluster_domain"])
+    except K8sError as exc:
+        module.fail_json(msg="paths_check: %s" % exc, findings=[])
+    except pathcheck.PathInputError as exc:
+        module.fail_json(msg="paths_check: %s" % exc, findings=[])
+    results, findings = pathcheck.judge(parsed, objs, dns_namespace=p["dns_namespace"], dns_service=p["dns_service"])
+    out = pathcheck.check_result(results, findings)
+    if findings:
+        out["msg"] = "\n".join([out["msg"]] + [format_finding(f) for f in findings])
+    if p["fail_on_findings"] and out["status"] == "failed":
+        module.fail_json(changed=False, **out)
+    module.exit_json(changed=False, **out)
+
+
+if __name__ == "__main__":
+    main()
