@@ -38,14 +38,16 @@ import contextlib
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.parse
 import urllib.request
+
+from tests.support.ansible import ROOT as REPO_ROOT  # noqa: F401  (re-exported for the tests)
+from tests.support.ansible import PlaybookResult, localhost_inventory
+from tests.support.ansible import run_playbook as _run_playbook
+from tests.support.lifecycle import Substrate, free_port
 
 DEFAULT_REGION = "us-east-1"
 FAKE_CREDENTIALS = {
@@ -53,13 +55,6 @@ FAKE_CREDENTIALS = {
     "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_SESSION_TOKEN": "testing",
 }
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port that was free a moment ago (bind port 0)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
 
 
 def _moto_server_command() -> list:
@@ -109,16 +104,20 @@ def _action_of(entry: dict) -> str:
     return "%s %s" % (entry.get("method"), urllib.parse.urlparse(entry.get("url", "")).path)
 
 
-class MotoServer:
-    """A ``moto_server`` subprocess on 127.0.0.1; use as a context manager."""
+class MotoServer(Substrate):
+    """A ``moto_server`` subprocess on 127.0.0.1 (a tests/support/lifecycle.py substrate: private work
+    directory for its log and recordings, bounded start, always stopped); use as a context manager."""
+
+    prefix = "moto-harness-"
+    stop_timeout = 10.0
 
     def __init__(self, region: str = DEFAULT_REGION, port: int | None = None, startup_timeout: float = 30.0):
+        super().__init__()
         self.region = region
         self.host = "127.0.0.1"
         self.port = port
         self.startup_timeout = startup_timeout
         self.proc: subprocess.Popen | None = None
-        self._tmpdir: str | None = None
         self.log_path: str | None = None
 
     # lifecycle -------------------------------------------------------------
@@ -126,84 +125,34 @@ class MotoServer:
     def endpoint_url(self) -> str:
         return "http://%s:%d" % (self.host, self.port)
 
-    def start(self) -> "MotoServer":
-        self._tmpdir = tempfile.mkdtemp(prefix="moto-harness-")
-        self.log_path = os.path.join(self._tmpdir, "moto_server.log")
+    def _answers(self) -> bool:
+        try:
+            with urllib.request.urlopen(self.endpoint_url + "/moto-api/data.json", timeout=2) as resp:
+                return resp.status == 200
+        except OSError:
+            return False
+
+    def _start(self) -> None:
+        self.log_path = self.path("moto_server.log")
         env = dict(os.environ)
         env.update(FAKE_CREDENTIALS)
         env["AWS_DEFAULT_REGION"] = self.region
-        env["MOTO_RECORDER_FILEPATH"] = os.path.join(self._tmpdir, "recording.jsonl")
+        env["MOTO_RECORDER_FILEPATH"] = self.path("recording.jsonl")
         env.pop("MOTO_ENABLE_RECORDING", None)
-        last_error = None
-        for _attempt in range(3):
-            if self.port is None or _attempt:
+        for attempt in range(3):  # a free port can be taken between free_port() and the bind
+            if self.port is None or attempt:
                 self.port = free_port(self.host)
-            with open(self.log_path, "ab") as log:
-                self.proc = subprocess.Popen(
-                    _moto_server_command() + ["-H", self.host, "-p", str(self.port)],
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    env=env,
-                    start_new_session=True,
-                )
+            self.proc = self.spawn(_moto_server_command() + ["-H", self.host, "-p", str(self.port)],
+                                   "moto_server.log", env=env, group=True)
             try:
-                self._wait_ready()
-                return self
-            except RuntimeError as exc:
-                last_error = exc
-                self._kill()
-        self._cleanup_tmp()
-        raise RuntimeError("moto_server did not start: %s" % last_error)
-
-    def _wait_ready(self) -> None:
-        deadline = time.monotonic() + self.startup_timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError("moto_server exited with %s; log: %s" % (self.proc.returncode, self._log_tail()))
-            try:
-                with urllib.request.urlopen(self.endpoint_url + "/moto-api/data.json", timeout=2) as resp:
-                    if resp.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.2)
-        raise RuntimeError("moto_server not answering on %s; log: %s" % (self.endpoint_url, self._log_tail()))
-
-    def _log_tail(self) -> str:
-        try:
-            with open(self.log_path, "r", encoding="utf-8", errors="replace") as handle:
-                return handle.read()[-2000:]
-        except OSError:
-            return ""
-
-    def _kill(self) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
-        self.proc = None
-
-    def _cleanup_tmp(self) -> None:
-        if self._tmpdir:
-            shutil.rmtree(self._tmpdir, ignore_errors=True)
-            self._tmpdir = None
-
-    def stop(self) -> None:
-        self._kill()
-        self._cleanup_tmp()
-
-    def __enter__(self) -> "MotoServer":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
+                self.wait_until(self._answers, self.startup_timeout, "moto_server on %s" % self.endpoint_url,
+                                self.proc, "moto_server.log", interval=0.2)
+                return
+            except RuntimeError:
+                self.kill(self.proc)
+                self.proc = None
+                if attempt == 2:
+                    raise
 
     # helpers ---------------------------------------------------------------
     def env(self, with_endpoint: bool = False, base: dict | None = None) -> dict:
@@ -259,101 +208,24 @@ class MotoServer:
             rec.entries = [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-class PlaybookResult:
-    """Outcome of :func:`run_playbook` (JSON callback output parsed)."""
-
-    def __init__(self, returncode: int, stdout: str, stderr: str, seconds: float):
-        self.returncode = returncode
-        self.stdout = stdout
-        self.stderr = stderr
-        self.seconds = seconds
-        try:
-            self.data = json.loads(stdout[stdout.index("{"):]) if "{" in stdout else {}
-        except ValueError:
-            self.data = {}
-
-    @property
-    def stats(self) -> dict:
-        """Per-host recap, e.g. {"localhost": {"ok": 38, "changed": 0, "failures": 0, ...}}."""
-        return self.data.get("stats", {})
-
-    def changed(self, host: str = "localhost") -> int:
-        return int(self.stats.get(host, {}).get("changed", -1))
-
-    def failures(self, host: str = "localhost") -> int:
-        return int(self.stats.get(host, {}).get("failures", 0)) + int(self.stats.get(host, {}).get("unreachable", 0))
-
-    def task_results(self):
-        """Yield (task name, host, result dict) for every task result."""
-        for play in self.data.get("plays", []):
-            for task in play.get("tasks", []):
-                for host, res in task.get("hosts", {}).items():
-                    yield task["task"]["name"], host, res
-
-    def changed_tasks(self, strip_role: bool = True) -> list:
-        """Names of tasks that reported a change ("role : " prefix stripped unless strip_role=False)."""
-        names = [name for name, _host, res in self.task_results() if res.get("changed")]
-        return [n.split(" : ", 1)[-1] for n in names] if strip_role else names
-
-    def failed_messages(self) -> list:
-        """Messages of failed tasks (loop items included), whitespace collapsed."""
-        out = []
-        for _name, _host, res in self.task_results():
-            if not res.get("failed"):
-                continue
-            msgs = [res.get("msg", "")]
-            msgs += [item.get("msg", "") for item in res.get("results", []) if item.get("failed")]
-            out += [" ".join(str(m).split()) for m in msgs if m]
-        return out
-
-    def __repr__(self) -> str:
-        return "PlaybookResult(rc=%s, stats=%s, failed=%s, seconds=%.1f)" % (
-            self.returncode, self.stats, self.failed_messages(), self.seconds)
-
-
 def run_playbook(playbook: str, moto: "MotoServer | None" = None, extra_vars: dict | None = None,
                  inventory: str | None = None, check: bool = False, args: list | None = None,
                  env: dict | None = None, timeout: float = 900) -> PlaybookResult:
-    """Run ``ansible-playbook`` from the repo root with the JSON callback.
+    """Run ``ansible-playbook`` (tests/support/ansible.py, JSON callback) from the repo root.
 
     With ``moto`` the run gets fake credentials and ``kubeadm_ec2_endpoint_url``/``kubeadm_ec2_region``
     extra vars pointing at the server. ``inventory`` defaults to a localhost-only inventory that uses
     this interpreter (which has boto3).
     """
-    bindir = os.path.dirname(sys.executable)
-    run_env = moto.env() if moto is not None else dict(os.environ)
-    run_env.update({
-        "ANSIBLE_CONFIG": os.path.join(REPO_ROOT, "ansible.cfg"),
-        "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
-        "ANSIBLE_CALLBACK_RESULT_FORMAT": "json",
-        "ANSIBLE_NOCOLOR": "1",
-        "ANSIBLE_RETRY_FILES_ENABLED": "0",
-        "PATH": bindir + os.pathsep + run_env.get("PATH", ""),
-    })
-    if env:
-        run_env.update(env)
-    tmp = None
-    if inventory is None:
-        tmp = tempfile.NamedTemporaryFile("w", suffix=".ini", prefix="localhost-", delete=False)
-        tmp.write("localhost ansible_connection=local ansible_python_interpreter=%s\n" % sys.executable)
-        tmp.close()
-        inventory = tmp.name
+    run_env = {}
+    if moto is not None:  # the fake credentials; no profile or endpoint of the caller's environment
+        run_env = dict.fromkeys(("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_EC2"))
+        run_env.update(moto.env(base={}))
+    run_env.update(env or {})
     all_vars = dict(moto.extra_vars()) if moto is not None else {}
     all_vars.update(extra_vars or {})
-    cmd = [os.path.join(bindir, "ansible-playbook"), "-i", inventory, playbook, "-e", json.dumps(all_vars)]
-    if check:
-        cmd.append("--check")
-    cmd += list(args or [])
-    start = time.monotonic()
-    try:
-        proc = subprocess.run(cmd, cwd=REPO_ROOT, env=run_env, capture_output=True, text=True, timeout=timeout, check=False)
-    finally:
-        if tmp is not None:
-            os.unlink(tmp.name)
-    return PlaybookResult(proc.returncode, proc.stdout, proc.stderr, time.monotonic() - start)
+    return _run_playbook(playbook, inventory=localhost_inventory() if inventory is None else inventory,
+                         extra_vars=all_vars, check=check, args=args or (), env=run_env, timeout=timeout)
 
 
 @contextlib.contextmanager

@@ -8,60 +8,26 @@ substrates judge the same security group.
 import json
 import os
 import shutil
-import socket
-import subprocess
 import sys
-import tempfile
-import time
-import urllib.request
 
 import pytest
 
 from tests.fakes.k8s_api import FakeKubeAPI
+from tests.integration.moto_harness import MotoServer
 from tests.lab.netlab import HEALTHY_SG, SEED_SG, SELF
+from tests.support.ansible import run_playbook
+from tests.support.k8s import ippool
+from tests.support.lifecycle import private_dir
 
 boto3 = pytest.importorskip("boto3")
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BIN = os.path.dirname(sys.executable)
-PLAYBOOK = os.path.join(ROOT, "tests", "integration", "playbooks", "sg_audit.yml")
 REGION = "us-east-1"
-CREDS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION}
-
-
-def _free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 @pytest.fixture(scope="module")
 def moto():
-    port = _free_port()
-    exe = os.path.join(BIN, "moto_server")
-    proc = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    url = "http://127.0.0.1:%d" % port
-    try:
-        deadline = time.time() + 30
-        while True:
-            try:
-                urllib.request.urlopen(url + "/moto-api/", timeout=2)
-                break
-            except OSError:
-                if time.time() > deadline or proc.poll() is not None:
-                    raise RuntimeError("moto_server did not start")
-                time.sleep(0.2)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    with MotoServer(region=REGION) as server:
+        yield server.endpoint_url
 
 
 def _ec2(url):
@@ -117,9 +83,7 @@ SCENARIOS = {
     # parameter says IPIP, the cluster's IPPool says VXLAN (read through the kubernetes client)
     "seed-ippool-vxlan": (SEED_SG, True, True, "IPIP"),
 }
-IPPOOL = {"apiVersion": "crd.projectcalico.org/v1", "kind": "IPPool",
-          "metadata": {"name": "default-ipv4-ippool"},
-          "spec": {"cidr": "192.168.0.0/16", "ipipMode": "Never", "vxlanMode": "Always", "natOutgoing": True}}
+IPPOOL = ippool(ipip="Never", vxlan="Always")
 
 
 @pytest.fixture(scope="module")
@@ -128,28 +92,23 @@ def audited(moto):
     clusters = dict((name, make_cluster(ec2, "t-" + name, ing, sdc, egr)) for name, (ing, sdc, egr, _e) in SCENARIOS.items())
     cases = [{"name": name, "filters": {"tag:kubeadm_ec2/cluster": "t-" + name}, "calico_encapsulation": enc}
              for name, (_i, _s, _g, enc) in SCENARIOS.items()]
-    tmp = tempfile.mkdtemp(prefix="ksgaudit-")
-    api = FakeKubeAPI().start()
+    tmp = private_dir("ksgaudit-")
     try:
-        api.cluster.add(IPPOOL, plural="ippools")
-        [case for case in cases if case["name"] == "seed-ippool-vxlan"][0]["kubeconfig"] = \
-            api.write_kubeconfig(os.path.join(tmp, "kubeconfig"))
-        result_file = os.path.join(tmp, "result.json")
-        evars = {"kubeadm_ec2_endpoint_url": moto, "kubeadm_ec2_region": REGION, "sg_audit_cases": cases,
-                 "sg_audit_result_file": result_file, "validate_network_cluster_name": "t-healthy",
-                 "ansible_python_interpreter": sys.executable}
-        env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1",
-                   PATH=BIN + os.pathsep + os.environ.get("PATH", ""), **CREDS)
-        proc = subprocess.run([os.path.join(BIN, "ansible-playbook"), "-i", "localhost,", PLAYBOOK,
-                               "-e", json.dumps(evars)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True, timeout=300, check=False)
-        assert os.path.exists(result_file), proc.stdout
-        with open(result_file) as fh:
-            results = json.load(fh)
+        with FakeKubeAPI() as api:
+            api.cluster.add(IPPOOL, plural="ippools")
+            [case for case in cases if case["name"] == "seed-ippool-vxlan"][0]["kubeconfig"] = api.write_kubeconfig()
+            result_file = os.path.join(tmp, "result.json")
+            evars = {"kubeadm_ec2_endpoint_url": moto, "kubeadm_ec2_region": REGION, "sg_audit_cases": cases,
+                     "sg_audit_result_file": result_file, "validate_network_cluster_name": "t-healthy",
+                     "ansible_python_interpreter": sys.executable}
+            creds = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION}
+            proc = run_playbook("sg_audit.yml", extra_vars=evars, env=creds, callback="default", timeout=300)
+            assert os.path.exists(result_file), proc.output
+            with open(result_file) as fh:
+                results = json.load(fh)
     finally:
-        api.stop()
         shutil.rmtree(tmp, ignore_errors=True)
-    return {"rc": proc.returncode, "out": proc.stdout, "results": results, "clusters": clusters}
+    return {"rc": proc.returncode, "out": proc.output, "results": results, "clusters": clusters}
 
 
 def _ids(res, severity="error"):

@@ -120,7 +120,7 @@ def run_playbook(playbook, inventory="localhost,", extra_vars=None, check=False,
                  callback="json", timeout=600):
     """Run ansible-playbook; ``playbook`` is a path (absolute or from the repo root) or a name in
     tests/integration/playbooks; ``inventory`` a path, a host list ("localhost,") or a dict; ``env``
-    is added to (and wins over) the environment ``ansible_env`` builds."""
+    is added to (and wins over) the environment ``ansible_env`` builds, a None value unsets one."""
     tmp = private_dir("kec2-play-")
     try:
         if isinstance(inventory, dict):
@@ -136,7 +136,11 @@ def run_playbook(playbook, inventory="localhost,", extra_vars=None, check=False,
             cmd.append("--check")
         cmd += list(args)
         run_env = ansible_env(callback=callback, ANSIBLE_LOCAL_TEMP=os.path.join(tmp, "ansible-local"))
-        run_env.update(env or {})
+        for key, val in (env or {}).items():  # None unsets a variable
+            if val is None:
+                run_env.pop(key, None)
+            else:
+                run_env[key] = val
         start = time.monotonic()
         proc = subprocess.run(cmd, cwd=ROOT, env=run_env, capture_output=True, text=True, timeout=timeout,
                               check=False)

@@ -18,6 +18,7 @@ below::
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -103,22 +104,35 @@ class Substrate:
     def path(self, *parts):
         return os.path.join(self.workdir, *parts)
 
-    def spawn(self, cmd, log_name, env=None, **kwargs):
-        """Start a process whose output goes to ``log_name`` in the work directory; stopped by stop()."""
+    def spawn(self, cmd, log_name, env=None, group=False, **kwargs):
+        """Start a process whose output goes to ``log_name`` in the work directory; stopped by stop().
+        With ``group`` it leads its own process group, and stopping it signals the whole group (for
+        servers that fork workers)."""
         with open(self.path(log_name), "ab") as log:
             proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                                    **kwargs)
+                                    start_new_session=group, **kwargs)
+        proc.kec2_group = group
         self._procs.append(proc)
         return proc
+
+    @staticmethod
+    def _signal(proc, sig):
+        try:
+            if getattr(proc, "kec2_group", False):
+                os.killpg(proc.pid, sig)
+            else:
+                proc.send_signal(sig)
+        except ProcessLookupError:
+            pass
 
     def kill(self, proc):
         """Terminate one process this substrate started (SIGTERM, then SIGKILL after stop_timeout)."""
         if proc.poll() is None:
-            proc.terminate()
+            self._signal(proc, signal.SIGTERM)
             try:
                 proc.wait(self.stop_timeout)
             except subprocess.TimeoutExpired:
-                proc.kill()
+                self._signal(proc, signal.SIGKILL)
                 proc.wait(self.stop_timeout)
         if proc in self._procs:
             self._procs.remove(proc)
