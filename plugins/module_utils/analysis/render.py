@@ -36,6 +36,7 @@ STATE_LABELS = {
     "unknown": "not probed (no report from the node that decides)",
 }
 WIDTH = 100
+MSG_LINES = 12  # lines of a failed check's message shown when it has no finding to show instead
 
 # characters XML 1.0 cannot carry (ElementTree writes them unescaped, which no parser accepts)
 _XML_INVALID = re.compile(u"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
@@ -137,26 +138,18 @@ def _fix(cause):
 
 
 def _explains_by_check(cause, report):
-    """``[(check, [(finding id, [where...])])]`` in check order, for the cause summaries."""
+    """``[(check, [(finding id, count, [distinct where...])])]`` in check order, for the cause summaries."""
     groups = {}
     for ref in cause.get("explains") or []:
-        groups.setdefault(ref.get("check") or "?", []).append(ref)
-    order = [c for c in check_names(report) if c in groups] + sorted(c for c in groups if c not in check_names(report))
-    out = []
-    for check in order:
-        by_id = []
-        for ref in groups[check]:
-            fid = ref.get("id") or "?"
-            for entry in by_id:
-                if entry[0] == fid:
-                    break
-            else:
-                entry = (fid, [])
-                by_id.append(entry)
-            if ref.get("where") and ref["where"] not in entry[1]:
-                entry[1].append(ref["where"])
-        out.append((check, by_id, len(groups[check])))
-    return out
+        by_id = groups.setdefault(ref.get("check") or "?", {})
+        entry = by_id.setdefault(ref.get("id") or "?", [len(by_id), 0, []])
+        entry[1] += 1
+        if ref.get("where") and ref["where"] not in entry[2]:
+            entry[2].append(ref["where"])
+    names = check_names(report)
+    order = [c for c in names if c in groups] + sorted(c for c in groups if c not in names)
+    return [(check, [(fid, n, wheres) for fid, (_pos, n, wheres) in sorted(groups[check].items(), key=lambda kv: kv[1][0])])
+            for check in order]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -338,9 +331,8 @@ def text(report, width=WIDTH, color=False):
             lines.append(wrap_command(cause["verify"], width, "    verify:  ", "               "))
         if cause.get("explains"):
             lines.append("    explains:")
-        for check, by_id, _total in _explains_by_check(cause, report):
-            for fid, wheres in by_id:
-                n_id = len([r for r in cause.get("explains") or [] if r.get("check") == check and r.get("id") == fid])
+        for check, by_id in _explains_by_check(cause, report):
+            for fid, n_id, wheres in by_id:
                 places = ", ".join(_short_where(w) for w in wheres)
                 lines.append(_clip("      %-18s %s x%d%s" % (check, fid, n_id, ": " + places if places else ""), width))
     rest = unexplained(report)
@@ -357,17 +349,14 @@ def text(report, width=WIDTH, color=False):
         findings = res.get("findings") or []
         errs = [i for i, f in enumerate(findings) if f.get("severity") == "error"]
         warns = [i for i, f in enumerate(findings) if f.get("severity") != "error"]
-        here = sorted(set(n for i in range(len(findings)) for n in done.get((check, i), [])))
-        n_expl = len([i for i in range(len(findings)) if (check, i) in done])
         if findings:
             parts = []
-            if errs:
-                parts.append(_plural(len(errs), "error"))
-            if n_expl:
-                parts[-1:] = ["%s (%d explained by root cause %s)" % (
-                    (parts or ["0 errors"])[-1], n_expl, ", ".join(str(n) for n in here))]
-            if warns:
-                parts.append(_plural(len(warns), "warning"))
+            for idx, word in ((errs, "error"), (warns, "warning")):
+                if idx:
+                    expl = [i for i in idx if (check, i) in done]
+                    nums = sorted(set(n for i in expl for n in done[(check, i)]))
+                    parts.append(_plural(len(idx), word) + (" (%d explained by root cause %s)" % (
+                        len(expl), ", ".join(str(n) for n in nums)) if expl else ""))
             summary = ", ".join(parts)
         else:
             summary = ((res.get("msg") or "").strip().splitlines() or [""])[0]
@@ -375,7 +364,10 @@ def text(report, width=WIDTH, color=False):
         lines.append("  %s %s" % (paint(word, _STATUS_COLORS.get(status, "33")),
                                   _clip("%-18s %s" % (check, _one_line(summary)), width - 7)))
         if status == "failed" and not errs and res.get("msg"):
-            lines.append(_wrap(res["msg"], width, "       ", "       "))
+            msg = res["msg"].strip().splitlines()
+            lines.extend(_wrap(line, width, "       ", "         ") for line in msg[:MSG_LINES] if line.strip())
+            if len(msg) > MSG_LINES:
+                lines.append("       ... %d more line(s) in the JSON report" % (len(msg) - MSG_LINES))
         for i in errs:
             if (check, i) not in done:
                 lines.extend(_format_full(findings[i], width, "       "))
@@ -445,8 +437,8 @@ def _html_causes(report, out):
                                                           _slug(cause.get("confidence", "")),
                                                           _esc(cause.get("confidence", "")), _esc(cause.get("id", ""))))
         out.append('<p class="explains">Explains %s: %s</p>' % (_esc(_plural(count, "finding")), "; ".join(
-            "%s %d (%s)" % (_esc(check), total, _esc(", ".join(fid for fid, _w in by_id)))
-            for check, by_id, total in _explains_by_check(cause, report))))
+            "%s %d (%s)" % (_esc(check), sum(n for _f, n, _w in by_id), _esc(", ".join(fid for fid, _n, _w in by_id)))
+            for check, by_id in _explains_by_check(cause, report))))
         if cause.get("evidence"):
             out.append('<ul class="evidence">%s</ul>' % "".join("<li>%s</li>" % _esc(e) for e in cause["evidence"]))
         if fix["cli"]:

@@ -540,3 +540,39 @@ def test_render_the_real_diagnosis():
         ["1"] * len([e for e in chips if e["attrs"]["data-state"] == "blocked"])
     root, cases = _cases(r.junit(report))
     assert root.get("failures") == "2" and [c[1] for c in cases if c[0] == "root_causes"] == [c["id"] for c in causes]
+
+
+def _one_check(findings, explained=(), status="failed", msg="m"):
+    report = {"checks": {"dns": {"status": status, "msg": msg, "findings": findings, "evidence": {}}},
+              "root_causes": []}
+    if explained:
+        report["root_causes"] = [{"id": "C", "title": "t", "confidence": "likely", "fix": {}, "verify": "",
+                                  "evidence": [], "explains": [{"check": "dns", "index": i, "id": findings[i]["id"],
+                                                                "where": findings[i]["where"]} for i in explained]}]
+    return report
+
+
+W1 = _f("DNS_NAME_NOT_FOUND", "w1", severity=WARNING)
+E1, E2 = _f("DNS_NO_ENDPOINTS", "kube-system/kube-dns"), _f("COREDNS_NOT_READY", "kube-system/coredns-1")
+
+
+@pytest.mark.parametrize("report,expected", [
+    (_one_check([E1, E2]), "  FAIL dns                2 errors"),
+    (_one_check([E1, E2], explained=[1]), "  FAIL dns                2 errors (1 explained by root cause 1)"),
+    (_one_check([E1, W1], explained=[1]), "  FAIL dns                1 error, 1 warning (1 explained by root cause 1)"),
+    (_one_check([W1], status="passed", msg="dns: fine"), "  PASS dns                1 warning"),
+    (_one_check([], status="passed", msg="dns: fine\nmore"), "  PASS dns                dns: fine"),
+    (_one_check([], status="weird", msg="?"), "  WEIR dns                ?"),
+])
+def test_check_line(report, expected):
+    lines = r.text(report).splitlines()
+    assert lines[lines.index("Checks") + 1] == expected
+
+
+def test_failed_check_message_keeps_its_lines_up_to_a_bound():
+    msg = "\n".join(["dns: the probe pods did not start"] + ["line %d" % i for i in range(20)])
+    lines = r.text(_one_check([], msg=msg)).splitlines()
+    at = lines.index("Checks")
+    assert lines[at + 1:at + 4] == ["  FAIL dns                dns: the probe pods did not start",
+                                    "       dns: the probe pods did not start", "       line 0"]
+    assert lines[at + 13:] == ["       line 10", "       ... 9 more line(s) in the JSON report"]
