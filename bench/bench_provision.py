@@ -1,6 +1,9 @@
 """Benchmark: first vs second provisioning run against moto's EC2 server, plus teardown.
 
-For each run: wall time and the number of EC2 API calls (moto's request recorder,
+The cluster is the HA, multi-AZ layout: 3 control planes behind the API network load balancer and
+2 workers, over subnets in the region's first 2 zones (the defaults but for the control-plane count).
+
+For each run: wall time and the number of AWS API calls (EC2 and ELBv2) (moto's request recorder,
 /moto-api/recorder/), with a per-action breakdown. Prints the figures and writes
 bench/results/provision.json.
 
@@ -27,6 +30,7 @@ EXTRA_VARS = {
     "ec2_nodes_ami_name_pattern": "al2022-ami-2022.0.*-kernel-5.15-*",
     "ec2_nodes_worker_instance_type": "t4g.medium",
     "ec2_nodes_worker_arch": "arm64",
+    "kubeadm_ec2_control_plane_count": 3,
 }
 
 
@@ -63,10 +67,10 @@ def main():
         "benchmark": "provision",
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "host": {"cpus": os.cpu_count(), "loadavg": load, "python": platform.python_version()},
-        "nodes": "1 control plane (t3.medium, amd64) + 2 workers (t4g.medium, arm64)",
+        "nodes": "3 control planes (t3.medium, amd64) behind the API NLB + 2 workers (t4g.medium, arm64), 2 zones",
         "runs": runs,
     }
-    print("%-24s %9s %10s %8s" % ("run", "seconds", "EC2 calls", "changed"))
+    print("%-24s %9s %10s %8s" % ("run", "seconds", "API calls", "changed"))
     for run in runs:
         print("%-24s %9.1f %10d %8d" % (run["run"], run["seconds"], run["api_calls"], run["changed"]))
     for run in runs:

@@ -3,8 +3,10 @@
 The first run goes through site.yml --tags provision (once playbooks/install.yml and validate.yml exist;
 before that through playbooks/provision.yml), the later ones through playbooks/provision.yml.
 
-One moto_server for the module; the tests run in file order: provision, inspect with boto3,
-idempotence, check mode, SG rule removal/re-adding, inventory, teardown twice.
+One moto_server for the module; the tests run in file order: provision an HA cluster (3 control
+planes behind the API network load balancer, 2 workers, subnets in 2 zones), inspect it with boto3,
+idempotence, check mode, SG rule removal/re-adding, inventory, scale-out, scale-in, teardown twice.
+A second, single-control-plane cluster checks the endpoint without a load balancer.
 """
 
 import os
@@ -53,6 +55,7 @@ def base_vars(tmp_path_factory):
         MOTO_AMI_VARS,
         kubeadm_ec2_cluster_name=CLUSTER,
         kubeadm_ec2_admin_cidr=ADMIN_CIDR,
+        kubeadm_ec2_control_plane_count=3,
         ec2_nodes_ssh_public_key_file=str(keydir / "id.pub"),
         ec2_nodes_control_plane_instance_type="t3.medium",
         ec2_nodes_control_plane_arch="amd64",
@@ -62,6 +65,12 @@ def base_vars(tmp_path_factory):
             {"proto": "udp", "ports": [4789], "cidr_ip": "10.42.0.0/16", "rule_desc": "Calico VXLAN (seed rule)"}
         ],
     )
+
+
+INSTANCE_TASK = "Enforce the number of instances per node group and subnet (matched by cluster, role and subnet)"
+API_RULES_TASK = "Allow the API port from the load balancer's subnets and, for an internet-facing one, from the nodes' public IPs"
+ZONES = ["us-east-1a", "us-east-1b"]
+SUBNET_CIDRS = ["10.42.1.0/24", "10.42.2.0/24"]
 
 
 def provision(moto, base_vars, check=False, via_site=False, **overrides):
@@ -83,9 +92,26 @@ def tags_of(resource):
 
 
 def node_sg(ec2):
-    groups = ec2.describe_security_groups(Filters=tagged())["SecurityGroups"]
-    assert len(groups) == 1, groups
-    return groups[0]
+    groups = ec2.describe_security_groups(Filters=tagged([{"Name": "group-name", "Values": [CLUSTER + "-nodes"]}]))
+    assert len(groups["SecurityGroups"]) == 1, groups
+    return groups["SecurityGroups"][0]
+
+
+def api_sg(ec2):
+    groups = ec2.describe_security_groups(Filters=tagged([{"Name": "group-name", "Values": [CLUSTER + "-api"]}]))
+    assert len(groups["SecurityGroups"]) == 1, groups
+    return groups["SecurityGroups"][0]
+
+
+def subnets_by_zone(ec2):
+    return {s["AvailabilityZone"]: s for s in ec2.describe_subnets(Filters=tagged())["Subnets"]}
+
+
+def facts_of(result, task):
+    """ansible_facts set by the (last) run of a set_fact task."""
+    found = [res.get("ansible_facts", {}) for name, _host, res in result.task_results() if name.endswith(task)]
+    assert found, task
+    return found[-1]
 
 
 def has_self_reference(sg):
@@ -108,24 +134,29 @@ def first_run(moto, base_vars):
     client = moto.client("ec2")
     other = client.create_vpc(CidrBlock="10.99.0.0/16")["Vpc"]["VpcId"]
     client.create_tags(Resources=[other], Tags=[{"Key": TAG, "Value": "someone-else"}])
+    other_tg = moto.client("elbv2").create_target_group(
+        Name="someone-else-api", Protocol="TCP", Port=6443, VpcId=other, TargetType="instance",
+        Tags=[{"Key": TAG, "Value": "someone-else"}])["TargetGroups"][0]["TargetGroupArn"]
     result = provision(moto, base_vars, via_site=True)
     assert result.returncode == 0 and result.failures() == 0, result
-    return {"result": result, "bystander_vpc": other}
+    return {"result": result, "bystander_vpc": other, "bystander_tg": other_tg}
 
 
 def test_first_run_changes_something(first_run):
     result = first_run["result"]
     assert result.changed() > 0, result
-    assert "Enforce the number of instances per node group (matched by cluster and role tags)" in result.changed_tasks()
+    assert INSTANCE_TASK in result.changed_tasks()
 
 
 def test_vpc_subnet_igw_routes(ec2, first_run):
     vpcs = ec2.describe_vpcs(Filters=tagged())["Vpcs"]
     assert [v["CidrBlock"] for v in vpcs] == ["10.42.0.0/16"]
     vpc_id = vpcs[0]["VpcId"]
-    subnets = ec2.describe_subnets(Filters=tagged())["Subnets"]
-    assert [(s["VpcId"], s["CidrBlock"]) for s in subnets] == [(vpc_id, "10.42.1.0/24")]
-    assert subnets[0]["MapPublicIpOnLaunch"] is True
+    subnets = sorted(ec2.describe_subnets(Filters=tagged())["Subnets"], key=lambda s: s["CidrBlock"])
+    # default: the region's first 2 zones, one subnet each
+    assert [(s["VpcId"], s["CidrBlock"], s["AvailabilityZone"]) for s in subnets] == [
+        (vpc_id, cidr, zone) for cidr, zone in zip(SUBNET_CIDRS, ZONES)]
+    assert all(s["MapPublicIpOnLaunch"] is True for s in subnets)
     igws = ec2.describe_internet_gateways(Filters=tagged())["InternetGateways"]
     assert len(igws) == 1
     assert [a["VpcId"] for a in igws[0]["Attachments"]] == [vpc_id]
@@ -133,7 +164,34 @@ def test_vpc_subnet_igw_routes(ec2, first_run):
     assert len(tables) == 1
     routes = {r.get("DestinationCidrBlock"): r.get("GatewayId") for r in tables[0]["Routes"]}
     assert routes["0.0.0.0/0"] == igws[0]["InternetGatewayId"]
-    assert [a["SubnetId"] for a in tables[0]["Associations"] if a.get("SubnetId")] == [subnets[0]["SubnetId"]]
+    assert sorted(a["SubnetId"] for a in tables[0]["Associations"] if a.get("SubnetId")) == sorted(
+        s["SubnetId"] for s in subnets)
+
+
+def test_published_subnet_and_node_facts(ec2, first_run):
+    facts = facts_of(first_run["result"], "Remember the subnets (ids, zones, CIDRs, in zone order) and the gateway id")
+    by_zone = subnets_by_zone(ec2)
+    assert facts["ec2_network_subnet_azs"] == ZONES
+    assert facts["ec2_network_subnet_ids"] == [by_zone[z]["SubnetId"] for z in ZONES]
+    assert facts["ec2_network_subnet_cidr_blocks"] == SUBNET_CIDRS
+    nodes = facts_of(first_run["result"], "Remember the nodes, their roles and their subnets")
+    instances = {i["InstanceId"]: i for i in cluster_instances(ec2)}
+    assert sorted(nodes["ec2_nodes_instance_ids"]) == sorted(instances)
+    assert nodes["ec2_nodes_instance_subnets"] == {i: inst["SubnetId"] for i, inst in instances.items()}
+    assert nodes["ec2_nodes_instance_azs"] == {i: inst["Placement"]["AvailabilityZone"] for i, inst in instances.items()}
+    assert sorted(nodes["ec2_nodes_control_plane_ids"]) == sorted(
+        i for i, inst in instances.items() if tags_of(inst)["kubeadm_ec2/role"] == "control-plane")
+
+
+def test_nodes_spread_round_robin_over_the_zones(ec2, first_run):
+    """3 control planes over 2 zones: a, b, a; the workers go on from there: b, a."""
+    zone_of = {s["SubnetId"]: z for z, s in subnets_by_zone(ec2).items()}
+    spread = {}
+    for inst in cluster_instances(ec2):
+        role = tags_of(inst)["kubeadm_ec2/role"]
+        spread.setdefault(role, {}).setdefault(zone_of[inst["SubnetId"]], 0)
+        spread[role][zone_of[inst["SubnetId"]]] += 1
+    assert spread == {"control-plane": {"us-east-1a": 2, "us-east-1b": 1}, "worker": {"us-east-1a": 1, "us-east-1b": 1}}
 
 
 def test_security_group_rules(ec2, first_run):
@@ -163,9 +221,10 @@ def test_security_group_rules(ec2, first_run):
 def test_instances(ec2, first_run):
     instances = cluster_instances(ec2)
     roles = sorted(tags_of(i)["kubeadm_ec2/role"] for i in instances)
-    assert roles == ["control-plane", "worker", "worker"]
+    assert roles == ["control-plane"] * 3 + ["worker"] * 2
     sg_id = node_sg(ec2)["GroupId"]
-    subnet_id = ec2.describe_subnets(Filters=tagged())["Subnets"][0]["SubnetId"]
+    api_sg_id = api_sg(ec2)["GroupId"]
+    subnet_ids = [s["SubnetId"] for s in ec2.describe_subnets(Filters=tagged())["Subnets"]]
     for inst in instances:
         tags = tags_of(inst)
         assert tags[TAG] == CLUSTER
@@ -173,8 +232,10 @@ def test_instances(ec2, first_run):
         assert inst["MetadataOptions"]["HttpTokens"] == "required"
         assert inst["MetadataOptions"]["HttpEndpoint"] == "enabled"
         assert inst["KeyName"] == CLUSTER + "-key"
-        assert inst["SubnetId"] == subnet_id
-        assert [g["GroupId"] for g in inst["SecurityGroups"]] == [sg_id]
+        assert inst["SubnetId"] in subnet_ids
+        # the control planes carry the API security group too
+        expected_groups = [sg_id, api_sg_id] if tags["kubeadm_ec2/role"] == "control-plane" else [sg_id]
+        assert sorted(g["GroupId"] for g in inst["SecurityGroups"]) == sorted(expected_groups)
         attr = ec2.describe_instance_attribute(InstanceId=inst["InstanceId"], Attribute="sourceDestCheck")
         assert attr["SourceDestCheck"]["Value"] is False
         assert inst.get("SourceDestCheck") is False
@@ -190,6 +251,54 @@ def test_instances(ec2, first_run):
         else:
             assert inst["InstanceType"] == "t3.medium"
             assert image["Architecture"] == "x86_64"
+
+
+def test_api_load_balancer(moto, ec2, first_run):
+    """HA: an internet-facing NLB over both subnets, tcp 6443 to a target group of the control planes."""
+    elb = moto.client("elbv2")
+    lbs = elb.describe_load_balancers(Names=[CLUSTER + "-api"])["LoadBalancers"]
+    assert len(lbs) == 1
+    lb = lbs[0]
+    assert (lb["Type"], lb["Scheme"]) == ("network", "internet-facing")
+    assert sorted(z["SubnetId"] for z in lb["AvailabilityZones"]) == sorted(
+        s["SubnetId"] for s in subnets_by_zone(ec2).values())
+    tags = {t["Key"]: t["Value"] for t in elb.describe_tags(ResourceArns=[lb["LoadBalancerArn"]])["TagDescriptions"][0]["Tags"]}
+    assert tags[TAG] == CLUSTER
+    listeners = elb.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"]
+    assert [(li["Protocol"], li["Port"]) for li in listeners] == [("TCP", 6443)]
+    tg_arn = listeners[0]["DefaultActions"][0]["TargetGroupArn"]
+    tg = elb.describe_target_groups(TargetGroupArns=[tg_arn])["TargetGroups"][0]
+    assert (tg["TargetGroupName"], tg["Protocol"], tg["Port"], tg["TargetType"]) == (CLUSTER + "-api", "TCP", 6443, "instance")
+    assert (tg["HealthCheckProtocol"], tg["HealthCheckPort"], tg["HealthCheckEnabled"]) == ("TCP", "6443", True)
+    targets = elb.describe_target_health(TargetGroupArn=tg_arn)["TargetHealthDescriptions"]
+    control_planes = [i["InstanceId"] for i in cluster_instances(ec2) if tags_of(i)["kubeadm_ec2/role"] == "control-plane"]
+    assert sorted(t["Target"]["Id"] for t in targets) == sorted(control_planes)
+    assert {t["Target"]["Port"] for t in targets} == {6443}
+
+
+def test_api_reachable_only_from_admin_cidr_and_what_the_load_balancer_needs(ec2, first_run):
+    """6443: admin_cidr (node SG); the NLB subnets (health checks) and the nodes' public IPs (API SG)."""
+    perms = perms_for_port(node_sg(ec2), "tcp", 6443)
+    assert [[r["CidrIp"] for r in p["IpRanges"]] for p in perms] == [[ADMIN_CIDR]]
+    api = api_sg(ec2)
+    sources = sorted(r["CidrIp"] for p in api["IpPermissions"] for r in p.get("IpRanges", []))
+    public = sorted(i["PublicIpAddress"] + "/32" for i in cluster_instances(ec2))
+    assert sources == sorted(SUBNET_CIDRS + public)
+    for perm in api["IpPermissions"]:
+        assert (perm["IpProtocol"], perm["FromPort"], perm["ToPort"]) == ("tcp", 6443, 6443), perm
+        assert not perm.get("UserIdGroupPairs")
+
+
+def test_published_api_endpoint(moto, first_run):
+    lb = moto.client("elbv2").describe_load_balancers(Names=[CLUSTER + "-api"])["LoadBalancers"][0]
+    facts = facts_of(first_run["result"], "Work out the API endpoint")
+    assert facts == {
+        "ec2_nodes_api_endpoint_kind": "nlb",
+        "ec2_nodes_api_endpoint": lb["DNSName"],
+        "ec2_nodes_api_server_url": "https://%s:6443" % lb["DNSName"],
+        "ec2_nodes_control_plane_endpoint": "%s:6443" % lb["DNSName"],
+        "ec2_nodes_api_cert_sans": [lb["DNSName"]],
+    }
 
 
 def test_key_pair_imported(ec2, first_run):
@@ -215,7 +324,7 @@ def test_check_mode_changes_nothing(moto, ec2, base_vars, first_run):
     assert result.returncode == 0, result
     changed = result.changed_tasks()
     assert "Ensure the node security group" in changed
-    assert "Enforce the number of instances per node group (matched by cluster and role tags)" in changed
+    assert INSTANCE_TASK in changed
     assert sorted(i["InstanceId"] for i in cluster_instances(ec2)) == before_ids
     after_sg = node_sg(ec2)
     assert has_self_reference(after_sg)
@@ -256,7 +365,7 @@ def test_aws_inventory_groups(moto, first_run):
     assert proc.returncode == 0, proc.stderr
     inv = json.loads(proc.stdout, object_hook=lambda d: d.get("__ansible_unsafe", d) if len(d) == 1 else d)
     assert sorted(inv["k8s_cluster"]["children"]) == ["control_plane", "workers"]
-    assert len(inv["control_plane"]["hosts"]) == 1
+    assert len(inv["control_plane"]["hosts"]) == 3
     assert len(inv["workers"]["hosts"]) == 2
     hostvars = inv["_meta"]["hostvars"]
     for host in inv["control_plane"]["hosts"]:
@@ -265,14 +374,51 @@ def test_aws_inventory_groups(moto, first_run):
         assert hostvars[host]["kubeadm_ec2_arch"] == "arm64"
     for host in inv["control_plane"]["hosts"] + inv["workers"]["hosts"]:
         assert hostvars[host]["kubeadm_ec2_cluster_name"] == CLUSTER
-        assert hostvars[host]["private_ip_address"].startswith("10.42.1.")
+        assert hostvars[host]["private_ip_address"].rsplit(".", 1)[0] + ".0/24" in SUBNET_CIDRS
+
+
+def test_scale_out_creates_only_the_new_worker(moto, ec2, base_vars, first_run):
+    before = {i["InstanceId"]: (i["SubnetId"], i["LaunchTime"]) for i in cluster_instances(ec2)}
+    result = provision(moto, base_vars, ec2_nodes_worker_count=3)
+    assert result.returncode == 0, result
+    # the new worker's public IP joins the API rules; nothing else changes
+    assert result.changed_tasks() == [INSTANCE_TASK, API_RULES_TASK]
+    after = {i["InstanceId"]: (i["SubnetId"], i["LaunchTime"]) for i in cluster_instances(ec2)}
+    assert {k: v for k, v in after.items() if k in before} == before
+    new = [i for i in cluster_instances(ec2) if i["InstanceId"] not in before]
+    assert len(new) == 1
+    assert tags_of(new[0])["kubeadm_ec2/role"] == "worker"
+    # worker #3 continues the round robin: zone b
+    assert new[0]["SubnetId"] == subnets_by_zone(ec2)["us-east-1b"]["SubnetId"]
+    first_run["scaled_out"] = new[0]["InstanceId"]
+
+
+def test_scale_in_terminates_the_newest_worker_by_tag(moto, ec2, base_vars, first_run):
+    """playbooks/scale_in.yml (drain off: no cluster here) removes the worker the lower count leaves out."""
+    before = sorted(i["InstanceId"] for i in cluster_instances(ec2))
+    result = run_playbook("playbooks/scale_in.yml", moto, extra_vars=dict(
+        base_vars, ec2_nodes_worker_count=2, kubeadm_ec2_scale_in_drain=False))
+    assert result.returncode == 0, result
+    assert result.changed_tasks() == ["Terminate the workers by tag and wait until they are gone"]
+    after = sorted(i["InstanceId"] for i in cluster_instances(ec2))
+    assert after == sorted(set(before) - {first_run["scaled_out"]})
+    # provision with the same count launches nothing again; only the API rules drop the removed node
+    result = provision(moto, base_vars)
+    assert result.returncode == 0, result
+    assert result.changed_tasks() == [API_RULES_TASK]
+    assert sorted(i["InstanceId"] for i in cluster_instances(ec2)) == after
+    # a scale-in to the current count removes nothing
+    result = run_playbook("playbooks/scale_in.yml", moto, extra_vars=dict(base_vars, kubeadm_ec2_scale_in_drain=False))
+    assert result.returncode == 0, result
+    assert result.changed() == 0, result.changed_tasks()
 
 
 def test_teardown_removes_every_tagged_resource(moto, ec2, first_run):
     root_volumes = [
         m["Ebs"]["VolumeId"] for i in cluster_instances(ec2) for m in i["BlockDeviceMappings"]
     ]
-    assert len(root_volumes) == 3
+    assert len(root_volumes) == 5
+    elb = moto.client("elbv2")
     result = run_playbook("playbooks/teardown.yml", moto, extra_vars={"kubeadm_ec2_cluster_name": CLUSTER})
     assert result.returncode == 0, result
     assert result.changed() > 0
@@ -285,6 +431,9 @@ def test_teardown_removes_every_tagged_resource(moto, ec2, first_run):
     assert ec2.describe_key_pairs(Filters=tagged())["KeyPairs"] == []
     assert ec2.describe_volumes(Filters=tagged())["Volumes"] == []
     assert ec2.describe_volumes(Filters=[{"Name": "volume-id", "Values": root_volumes}])["Volumes"] == []
+    assert [lb["LoadBalancerName"] for lb in elb.describe_load_balancers()["LoadBalancers"]] == []
+    # only the bystander's target group is left
+    assert [tg["TargetGroupArn"] for tg in elb.describe_target_groups()["TargetGroups"]] == [first_run["bystander_tg"]]
     # the other cluster's VPC is still there
     assert [v["VpcId"] for v in ec2.describe_vpcs(VpcIds=[first_run["bystander_vpc"]])["Vpcs"]] == [
         first_run["bystander_vpc"]
@@ -295,3 +444,41 @@ def test_second_teardown_is_a_noop(moto, first_run):
     result = run_playbook("playbooks/teardown.yml", moto, extra_vars={"kubeadm_ec2_cluster_name": CLUSTER})
     assert result.returncode == 0, result
     assert result.changed() == 0, result.changed_tasks()
+
+
+def test_single_control_plane_endpoint(moto, base_vars):
+    """One control plane: no load balancer; the endpoint is its public IP, or its private IP when chosen."""
+    solo = dict(base_vars, kubeadm_ec2_cluster_name="solo", kubeadm_ec2_control_plane_count=1,
+                ec2_nodes_worker_count=1, ec2_network_az_count=1, ec2_network_sg_extra_rules=[])
+    result = run_playbook("playbooks/provision.yml", moto, extra_vars=solo)
+    assert result.returncode == 0, result
+    ec2 = moto.client("ec2")
+    filters = [{"Name": "tag:" + TAG, "Values": ["solo"]}]
+    subnets = ec2.describe_subnets(Filters=filters)["Subnets"]
+    assert [(s["CidrBlock"], s["AvailabilityZone"]) for s in subnets] == [("10.42.1.0/24", "us-east-1a")]
+    cps = [i for r in ec2.describe_instances(Filters=filters + [
+        {"Name": "tag:kubeadm_ec2/role", "Values": ["control-plane"]},
+        {"Name": "instance-state-name", "Values": ["running"]}])["Reservations"] for i in r["Instances"]]
+    assert len(cps) == 1
+    cp = cps[0]
+    assert len(cp["SecurityGroups"]) == 1
+    assert "Ensure the API network load balancer (every node subnet, the API port to the target group)" not in [
+        name.split(" : ", 1)[-1] for name, _h, res in result.task_results() if not res.get("skipped")]
+    assert [lb for lb in moto.client("elbv2").describe_load_balancers()["LoadBalancers"] if lb["LoadBalancerName"] == "solo-api"] == []
+    assert facts_of(result, "Work out the API endpoint") == {
+        "ec2_nodes_api_endpoint_kind": "public_ip",
+        "ec2_nodes_api_endpoint": cp["PublicIpAddress"],
+        "ec2_nodes_api_server_url": "https://%s:6443" % cp["PublicIpAddress"],
+        "ec2_nodes_control_plane_endpoint": "%s:6443" % cp["PrivateIpAddress"],
+        "ec2_nodes_api_cert_sans": [cp["PublicIpAddress"], cp["PrivateIpAddress"]],
+    }
+    # the read-only entry point, on its own, with the private endpoint chosen
+    result = run_playbook("tests/integration/playbooks/api_endpoint.yml", moto, extra_vars=dict(
+        solo, kubeadm_ec2_api_private_endpoint=True))
+    assert result.returncode == 0, result
+    assert result.changed() == 0
+    facts = facts_of(result, "Work out the API endpoint")
+    assert (facts["ec2_nodes_api_endpoint_kind"], facts["ec2_nodes_api_endpoint"]) == ("private_ip", cp["PrivateIpAddress"])
+    result = run_playbook("playbooks/teardown.yml", moto, extra_vars={"kubeadm_ec2_cluster_name": "solo"})
+    assert result.returncode == 0, result
+    assert ec2.describe_vpcs(Filters=filters)["Vpcs"] == []

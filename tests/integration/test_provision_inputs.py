@@ -74,11 +74,60 @@ CASES = {
         {"ec2_nodes_ssh_public_key_file": "/nonexistent/id.pub"},
         "Stop: no SSH public key for the key pair",
     ),
+    "even_control_plane_count": (
+        {"kubeadm_ec2_control_plane_count": 2},
+        "Stop: ec2_nodes_control_plane_count (kubeadm_ec2_control_plane_count) is 2; it must be odd (1, 3, 5)",
+    ),
+    "even_control_plane_count_role_var": (
+        {"ec2_nodes_control_plane_count": 4},
+        "Stop: ec2_nodes_control_plane_count (kubeadm_ec2_control_plane_count) is 4; it must be odd",
+    ),
+    "more_zones_than_the_region_has": (
+        # moto's us-west-1 has two zones, like the real one
+        {"kubeadm_ec2_region": "us-west-1", "ec2_network_az_count": 3},
+        "Stop: ec2_network_az_count is 3 but region us-west-1 has only 2 available zone(s) (us-west-1a, us-west-1b)",
+    ),
+    "az_count_out_of_range": (
+        {"ec2_network_az_count": 4},
+        "Stop: ec2_network_az_count is 4; it must be 1, 2 or 3",
+    ),
+    "unknown_zone": (
+        {"ec2_network_azs": ["us-east-1a", "mars-1a"]},
+        "Stop: ec2_network_azs contains 'mars-1a', which is not an available zone of region us-east-1",
+    ),
+    "subnet_cidr_outside_vpc": (
+        {"ec2_network_subnet_cidrs": ["10.42.1.0/24", "10.43.2.0/24"]},
+        "Stop: ec2_network_subnet_cidrs[] = '10.43.2.0/24' lies outside the VPC (ec2_network_vpc_cidr = '10.42.0.0/16')",
+    ),
+    "explicit_subnet_outside_vpc": (
+        {"ec2_network_subnets": [{"cidr": "10.42.1.0/24"}, {"cidr": "192.168.1.0/24"}]},
+        "Stop: ec2_network_subnets[].cidr = '192.168.1.0/24' lies outside the VPC",
+    ),
+    "subnet_wider_than_vpc": (
+        {"ec2_network_subnets": [{"cidr": "10.0.0.0/8"}]},
+        "Stop: ec2_network_subnets[].cidr = '10.0.0.0/8' lies outside the VPC",
+    ),
+    "admin_cidr_whole_internet": (
+        {"kubeadm_ec2_admin_cidr": "0.0.0.0/0"},
+        "Stop: ec2_network_admin_cidr (kubeadm_ec2_admin_cidr) is 0.0.0.0/0, which opens SSH 22 and the Kubernetes "
+        "API 6443 to the whole internet",
+    ),
+    "load_balancer_name_too_long": (
+        {"kubeadm_ec2_cluster_name": "a-cluster-name-of-thirty-chars", "kubeadm_ec2_control_plane_count": 3},
+        "Stop: ec2_nodes_api_lb_name 'a-cluster-name-of-thirty-chars-api' (from kubeadm_ec2_cluster_name) is not a "
+        "valid load balancer / target group name",
+    ),
 }
 
 
-# A valid configuration run in check mode against the empty account: succeeds, creates nothing.
-CHECK_MODE_CASE = "check_mode_on_empty_account"
+# Valid configurations run in check mode against the empty account: they succeed and create nothing.
+CHECK_CASES = {
+    "check_mode_on_empty_account": {},
+    "ha_check_mode_on_empty_account": {"kubeadm_ec2_control_plane_count": 3, "ec2_network_az_count": 3,
+                                       "kubeadm_ec2_cluster_name": "ha-check"},
+    "admin_cidr_whole_internet_with_opt_in": {"kubeadm_ec2_admin_cidr": "0.0.0.0/0",
+                                             "kubeadm_ec2_admin_cidr_allow_world": True},
+}
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +142,7 @@ def results(moto, tmp_path_factory):
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(keydir / "id")], check=True)
 
     def one(case):
-        overrides, _msg = CASES.get(case, ({}, None))
+        overrides = CASES[case][0] if case in CASES else CHECK_CASES[case]
         extra = dict(
             MOTO_AMI_VARS,
             kubeadm_ec2_cluster_name="bad-" + case.replace("_", "-"),
@@ -106,10 +155,10 @@ def results(moto, tmp_path_factory):
             else:
                 extra[key] = value
         return run_playbook("playbooks/provision.yml", moto, extra_vars=extra, timeout=600,
-                            check=case == CHECK_MODE_CASE)
+                            check=case in CHECK_CASES)
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
-        futures = {case: pool.submit(one, case) for case in list(CASES) + [CHECK_MODE_CASE]}
+        futures = {case: pool.submit(one, case) for case in list(CASES) + list(CHECK_CASES)}
         return {case: fut.result() for case, fut in futures.items()}
 
 
@@ -121,8 +170,9 @@ def test_bad_input_stops_with_clear_message(results, case):
     assert any(expected in msg for msg in result.failed_messages()), result.failed_messages()
 
 
-def test_check_mode_on_empty_account_succeeds(results):
-    result = results[CHECK_MODE_CASE]
+@pytest.mark.parametrize("case", sorted(CHECK_CASES))
+def test_check_mode_on_empty_account_succeeds(results, case):
+    result = results[case]
     assert result.returncode == 0, result
     assert "Ensure the VPC" in result.changed_tasks()
 
@@ -135,3 +185,5 @@ def test_nothing_was_created(moto, results):
     assert ec2.describe_key_pairs()["KeyPairs"] == []
     reservations = ec2.describe_instances()["Reservations"]
     assert [i["InstanceId"] for r in reservations for i in r["Instances"]] == []
+    assert moto.client("elbv2").describe_load_balancers()["LoadBalancers"] == []
+    assert moto.client("elbv2").describe_target_groups()["TargetGroups"] == []

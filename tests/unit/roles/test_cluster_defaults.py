@@ -140,7 +140,8 @@ def test_each_assert_passes_on_the_defaults_and_stops_on_bad_input_naming_the_va
 # Variables each role may read besides its own and the contract's: facts the provisioning roles publish
 # (roles/ec2_network sets ec2_network_sg_id / ec2_network_subnet_ids; helper F owns that hand-off).
 ALLOWED_CROSS_READS = {
-    "ec2_nodes": {"ec2_network_subnet_ids", "ec2_network_sg_id"},
+    # published facts of ec2_network, read as the defaults of ec2_nodes variables
+    "ec2_nodes": {"ec2_network_subnet_ids", "ec2_network_sg_id", "ec2_network_vpc_id", "ec2_network_subnet_cidr_blocks"},
     "validate_network": {"ec2_network_sg_id"},
 }
 PREFIXES = {r: r + "_" for r in OTHER_ROLES}

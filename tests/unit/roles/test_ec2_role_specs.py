@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-INTERNAL = {"ec2_network_common_tags", "ec2_nodes_ec2_arch_names"}
+INTERNAL = {"ec2_network_common_tags", "ec2_nodes_ec2_arch_names", "ec2_nodes_common_tags", "ec2_nodes_rr_share"}
 
 
 def load(role, path):
