@@ -329,12 +329,6 @@ def available_arches(platforms):
     return sorted({_arch(p.get("architecture")) for p in platforms if (p.get("os") or "linux") == "linux"})
 
 
-def missing_arches(platforms, node_arches):
-    """Node architectures for which the image offers no linux platform."""
-    have = set(available_arches(platforms))
-    return sorted({_arch(a) for a in node_arches} - have)
-
-
 # --------------------------------------------------------------------------- scheduling
 
 
