@@ -44,10 +44,11 @@ import time
 import urllib.parse
 import urllib.request
 
-from tests.support.ansible import ROOT as REPO_ROOT  # noqa: F401  (re-exported for the tests)
-from tests.support.ansible import PlaybookResult, localhost_inventory
+from tests.support.ansible import ROOT, PlaybookResult, localhost_inventory
 from tests.support.ansible import run_playbook as _run_playbook
 from tests.support.lifecycle import Substrate, free_port
+
+REPO_ROOT = ROOT  # the tests import it from here
 
 DEFAULT_REGION = "us-east-1"
 FAKE_CREDENTIALS = {
