@@ -53,6 +53,15 @@ def is_cross_subnet(name):
     return bool(MODES.get(name, {}).get("cross_subnet"))
 
 
+def pair_needs(name, same_subnet):
+    """What must pass between two nodes for mode ``name``: a CrossSubnet mode routes natively between
+    nodes of one subnet, so there only BGP is left (when the mode uses it). Pairs whose subnets are not
+    known count as crossing subnets."""
+    if same_subnet and is_cross_subnet(name):
+        return tuple(n for n in needs(name) if n == "bgp")
+    return needs(name)
+
+
 def from_pool_modes(ipip_mode, vxlan_mode):
     """The mode of an IPPool from its ipipMode / vxlanMode (missing = Never); vxlanMode wins when both are set."""
     for field, value in (("vxlan_mode", vxlan_mode), ("ipip_mode", ipip_mode)):

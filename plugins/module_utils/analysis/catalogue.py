@@ -44,6 +44,11 @@ ENTRIES = {
     "EGRESS_443": dict(kind=CAUSE, title="The security group closes egress tcp/443", role_var=ROLE_VAR_EGRESS),
     "SG_OPEN_WORLD": dict(kind=CAUSE, title="SSH or the Kubernetes API is open to the internet",
                           role_var=ROLE_VAR_ADMIN_CIDR),
+    # sg_audit, HA control plane: etcd between the control planes; 6443 from the API load balancer's subnets
+    "ETCD_BLOCKED": dict(kind=CAUSE, title="The security groups block etcd between the control planes",
+                         role_var=ROLE_VAR_SELF_REF),
+    "API_LB_BLOCKED": dict(kind=CAUSE, title="The control planes refuse the API load balancer's health checks",
+                           role_var=""),
     # node_reachability: what the probes saw
     "NODE_UNREACHABLE": dict(kind=CAUSE, title="A node answers no probe", role_var=""),
     "NODE_PORT_BLOCKED": dict(kind=OBSERVATION, title="Probes between two nodes were dropped", role_var=""),

@@ -571,11 +571,20 @@ def unreachable_nodes(nodes, matrix, probes):
     return out
 
 
+def same_subnet(subnets, src, dst):
+    """Whether two nodes share a subnet; unknown (no entry for either) counts as different."""
+    subnets = subnets or {}
+    return bool(subnets.get(src)) and subnets.get(src) == subnets.get(dst)
+
+
 def analyse(nodes, control_planes, probes, listens, calico_encapsulation="IPIP", typha=False,
-            sg_id=None, ephemeral_port=DEFAULT_EPHEMERAL_PORT):
-    """Return (findings, summary) for the reachability matrix."""
+            sg_id=None, ephemeral_port=DEFAULT_EPHEMERAL_PORT, subnets=None):
+    """Return (findings, summary) for the reachability matrix.
+
+    ``subnets``: node -> subnet (id or CIDR). With a CrossSubnet mode, VXLAN / IP-in-IP are needed only
+    between nodes of different subnets; one blocked inside a subnet is a warning (not needed today).
+    """
     matrix = build_matrix(nodes, control_planes, probes, listens, typha)
-    needed = calico.needs(calico_encapsulation)
     findings = []
     dead = unreachable_nodes(nodes, matrix, probes)
     for name, why in sorted(dead.items()):
@@ -598,6 +607,7 @@ def analyse(nodes, control_planes, probes, listens, calico_encapsulation="IPIP",
                 continue
             where = "%s (%s) -> %s (%s)" % (src, nodes[src], dst, nodes[dst])
             core = [c for c in blocked if c not in ENCAP_CHECKS]
+            needed = calico.pair_needs(calico_encapsulation, same_subnet(subnets, src, dst))
             encap = [c for c in blocked if c in ENCAP_CHECKS and c in needed]
             for c in blocked:
                 if c in ENCAP_CHECKS and c not in needed:

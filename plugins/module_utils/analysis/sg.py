@@ -12,6 +12,9 @@ Checks:
                   (encapsulation None, or CrossSubnet between nodes of one subnet)
   EGRESS_443      egress tcp 443 closed (EC2 API, ECR, AWS endpoints)
   SG_OPEN_WORLD   SSH (22) or the Kubernetes API (6443) open to 0.0.0.0/0 or ::/0 (warning)
+  ETCD_BLOCKED    etcd tcp/2379-2380 not allowed between the control planes (HA)
+  API_LB_BLOCKED  tcp/6443 not allowed on a control plane from a subnet of the API load balancer
+                  (its health checks come from its private addresses there)
 """
 
 from __future__ import absolute_import, division, print_function
@@ -30,6 +33,9 @@ from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis.findi
 ENCAPSULATIONS = calico.ENCAPSULATIONS
 
 # (protocol, port) needed between nodes, label, who needs it
+ETCD_PORTS = ((2379, "etcd client"), (2380, "etcd peer"))
+API_PORT = 6443
+
 ENCAP_NEEDS = {
     "ipip": ("4", None, "ip protocol 4 (IP-in-IP)", "Calico IPIP (ipipMode Always/CrossSubnet)"),
     "bgp": ("tcp", 179, "tcp/179 (BGP)", "Calico BGP peering (BIRD) for IPIP and unencapsulated pools"),
@@ -123,8 +129,11 @@ def _pair_text(pairs, limit=6):
     return text
 
 
-def audit(instances, groups, calico_encapsulation="IPIP"):
-    """Return the findings for the node ``instances`` (DescribeInstances shape) and ``groups`` (GroupId -> SG)."""
+def audit(instances, groups, calico_encapsulation="IPIP", api_lb_subnets=None):
+    """Return the findings for the node ``instances`` (DescribeInstances shape) and ``groups`` (GroupId -> SG).
+
+    ``api_lb_subnets``: the API load balancer's subnets (DescribeSubnets shape: SubnetId, CidrBlock), HA only.
+    """
     findings = []
     sg_id = node_sg_id(instances)
     pairs = _pairs(instances)
@@ -146,9 +155,8 @@ def audit(instances, groups, calico_encapsulation="IPIP"):
     cross_subnet = calico.is_cross_subnet(calico_encapsulation)
     for need in calico.needs(calico_encapsulation):
         proto, port, text, who = ENCAP_NEEDS[need]
-        relevant = pairs
-        if cross_subnet and need != "bgp":
-            relevant = [(s, d) for s, d in pairs if s.get("SubnetId") != d.get("SubnetId")]
+        relevant = [(s, d) for s, d in pairs
+                    if need in calico.pair_needs(calico_encapsulation, s.get("SubnetId") == d.get("SubnetId"))]
         blocked = [(s, d) for s, d in relevant if not ingress_allows(d, s, groups, proto, port)]
         if blocked:
             findings.append(finding(
@@ -204,6 +212,8 @@ def audit(instances, groups, calico_encapsulation="IPIP"):
                 continue
             seen.add(gid)
             findings.extend(_open_world(sg))
+    # 6. HA: etcd between the control planes, the API from the load balancer's subnets
+    findings.extend(ha_findings(instances, groups, api_lb_subnets, sg_id))
     return findings
 
 
@@ -279,3 +289,73 @@ def encapsulation_from_ippools(pools):
     if not modes:
         return None, "no enabled Calico IPPool found"
     return modes[0], ", ".join(names)
+
+
+def control_planes(instances):
+    """The instances tagged kubeadm_ec2/role=control-plane."""
+    return [i for i in instances
+            if any(t.get("Key") == "kubeadm_ec2/role" and t.get("Value") == "control-plane" for t in i.get("Tags") or [])]
+
+
+def _allows_cidr(dst, groups, proto, port, cidr):
+    """Whether ``dst``'s groups allow ``proto``/``port`` from every address of ``cidr`` (one rule covering it)."""
+    try:
+        net = ipaddress.ip_network(u"%s" % cidr, strict=False)
+    except ValueError:
+        return False
+    for g in dst.get("SecurityGroups", []) or []:
+        for perm in (groups.get(g["GroupId"]) or {}).get("IpPermissions", []) or []:
+            if not perm_covers(perm, proto, port):
+                continue
+            for r in perm.get("IpRanges", []) or []:
+                try:
+                    if net.subnet_of(ipaddress.ip_network(u"%s" % r.get("CidrIp", ""), strict=False)):
+                        return True
+                except (ValueError, TypeError):
+                    continue
+    return False
+
+
+def ha_findings(instances, groups, api_lb_subnets=None, sg_id=None):
+    """ETCD_BLOCKED between control planes; API_LB_BLOCKED for a load balancer subnet a control plane refuses."""
+    findings = []
+    sg_id = sg_id or node_sg_id(instances)
+    cps = control_planes(instances)
+    blocked = {}
+    for port, what in ETCD_PORTS:
+        for src, dst in _pairs(cps):
+            if not ingress_allows(dst, src, groups, "tcp", port):
+                blocked.setdefault((src["InstanceId"], dst["InstanceId"]), []).append("tcp/%d (%s)" % (port, what))
+    if blocked:
+        pairs = sorted(blocked)
+        ports = sorted(set(p for v in blocked.values() for p in v))
+        findings.append(finding(
+            "ETCD_BLOCKED",
+            "%s not allowed between control planes for %d of %d pair(s) (%s)"
+            % (", ".join(ports), len(pairs), len(cps) * (len(cps) - 1),
+               ", ".join("%s->%s" % p for p in pairs[:6]) + (", ..." if len(pairs) > 6 else "")),
+            "etcd members on the control planes cannot reach each other: kubeadm join --control-plane fails at the "
+            "etcd step, and a cluster that loses the majority of its members stops accepting writes",
+            "aws ec2 authorize-security-group-ingress --group-id %s --ip-permissions "
+            "'IpProtocol=tcp,FromPort=2379,ToPort=2380,UserIdGroupPairs=[{GroupId=%s}]' ; or add the self-referencing "
+            "rule (set ec2_network_sg_self_reference: true for role ec2_network and re-run it)" % (sg_id, sg_id),
+            where=sg_id, security_group_id=sg_id, pairs=["%s->%s" % p for p in pairs], ports=[2379, 2380]))
+    for subnet in api_lb_subnets or []:
+        cidr = subnet.get("CidrBlock", "")
+        refusing = [c for c in cps if not _allows_cidr(c, groups, "tcp", API_PORT, cidr)]
+        if not refusing:
+            continue
+        target_sg = next((g["GroupId"] for g in refusing[0].get("SecurityGroups", []) or [] if g["GroupId"] != sg_id),
+                         sg_id)
+        findings.append(finding(
+            "API_LB_BLOCKED",
+            "tcp/%d from %s (%s), a subnet of the API load balancer, is not allowed on control plane(s) %s"
+            % (API_PORT, subnet.get("SubnetId", "?"), cidr, ", ".join(_name(c) for c in refusing)),
+            "the load balancer's health checks come from its private addresses in that subnet: the target group "
+            "marks these control planes unhealthy and the API endpoint stops sending them traffic",
+            "aws ec2 authorize-security-group-ingress --group-id %s --ip-permissions "
+            "'IpProtocol=tcp,FromPort=%d,ToPort=%d,IpRanges=[{CidrIp=%s}]' ; or re-run playbooks/provision.yml "
+            "(role ec2_nodes sets these rules in the API security group)" % (target_sg, API_PORT, API_PORT, cidr),
+            where=subnet.get("SubnetId", cidr), subnet_id=subnet.get("SubnetId", ""), cidr=cidr,
+            instances=[c["InstanceId"] for c in refusing]))
+    return findings
