@@ -11,6 +11,7 @@ PKGS=(
   containerd runc buildah      # reference image puller (ctr) and offline multi-arch image builds
   nftables                     # fault injection: numgen random drops (no tc netem here)
   chromium                     # headless rendering of the HTML report in tests
+  busybox                      # runs the path probe pod's script as the busybox image would
 )
 missing=()
 for p in "${PKGS[@]}"; do

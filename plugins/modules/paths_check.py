@@ -21,7 +21,8 @@ description:
     it selects.
   - C(netpol) - the egress policies of the source and the ingress policies of the destination pods allow the
     connection, judged on the pods the Service selects (after DNAT) by the NetworkPolicy engine.
-  - C(connect) - skipped (static verdicts only).
+  - C(connect) - from the probe pods of M(kubeadm_ec2.cluster.paths_probe) when I(probe_results) is given,
+    else skipped (static verdicts only).
   - Returns the C(paths) check result (C(status), C(msg), C(findings), C(evidence)); one C(PATH_BLOCKED)
     finding per blocked path names the layer, the deciding object and a fix ready to apply.
 author:
@@ -65,6 +66,13 @@ options:
     description: Fail when a path is blocked; C(false) only reports.
     type: bool
     default: true
+  probe_results:
+    description:
+      - The C(probe_results) of M(kubeadm_ec2.cluster.paths_probe). Given, they set the C(dns) and C(connect)
+        layers from what the probe pods saw; a live connection the policies deny is reported as
+        NETPOL_NOT_ENFORCED instead of a contradicting verdict. Omitted, the verdicts are static.
+    type: list
+    elements: dict
 requirements:
   - kubernetes
 notes:
@@ -132,21 +140,7 @@ from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.probes.k8s imp
     K8sError,
     api_client,
 )
-
-READS = (
-    ("namespaces", "/api/v1/namespaces"),
-    ("pods", "/api/v1/pods"),
-    ("services", "/api/v1/services"),
-    ("endpointslices", "/apis/discovery.k8s.io/v1/endpointslices"),
-    ("network_policies", "/apis/networking.k8s.io/v1/networkpolicies"),
-    ("deployments", "/apis/apps/v1/deployments"),
-    ("statefulsets", "/apis/apps/v1/statefulsets"),
-    ("daemonsets", "/apis/apps/v1/daemonsets"),
-)
-
-
-def read_cluster(api):
-    return {key: api.list(path, "list %s" % key) for key, path in READS}
+from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.probes.paths import read_objects
 
 
 def main():
@@ -161,6 +155,7 @@ def main():
             dns_namespace=dict(type="str", default="kube-system"),
             dns_service=dict(type="str", default="kube-dns"),
             fail_on_findings=dict(type="bool", default=True),
+            probe_results=dict(type="list", elements="dict"),
         ),
         supports_check_mode=True,
     )
@@ -170,13 +165,14 @@ def main():
     if p["api_timeout"] <= 0:
         module.fail_json(msg="api_timeout must be > 0 (got %s)" % p["api_timeout"])
     try:
-        objs = read_cluster(K8s(api_client(p["kubeconfig"], p["context"]), p["api_timeout"]))
+        objs = read_objects(K8s(api_client(p["kubeconfig"], p["context"]), p["api_timeout"]))
         parsed = pathcheck.parse_paths(p["paths"], objs, p["paths_var"], p["cluster_domain"])
     except K8sError as exc:
         module.fail_json(msg="paths_check: %s" % exc, findings=[])
     except pathcheck.PathInputError as exc:
         module.fail_json(msg="paths_check: %s" % exc, findings=[])
-    results, findings = pathcheck.judge(parsed, objs, dns_namespace=p["dns_namespace"], dns_service=p["dns_service"])
+    probes = None if p["probe_results"] is None else {int(r.get("index", -1)): r for r in p["probe_results"]}
+    results, findings = pathcheck.judge(parsed, objs, probes, p["dns_namespace"], p["dns_service"])
     out = pathcheck.check_result(results, findings)
     if findings:
         out["msg"] = "\n".join([out["msg"]] + [format_finding(f) for f in findings])

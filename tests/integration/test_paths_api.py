@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from tests.fakes.k8s_api import FakeKubeAPI
-from tests.lab.dnslab import localhost_inventory, run_playbook
+from tests.lab.dnslab import localhost_inventory, run_playbook, terminate_pod
 
 TASK = "Judge the application paths from the cluster objects"
 PATH = {"from": {"namespace": "shop", "selector": {"app": "marketplace"}}, "to": "recommendations.shop:50051",
@@ -81,7 +81,7 @@ def play(fake, paths, args=(), playbook="validate_paths.yml", **evars):
 
 def test_blocked_path_then_open_after_the_printed_fix(api):
     api.cluster.add_all(cluster([DENY_ALL, ALLOW_DNS]))
-    rc, res, _wall, out, _report = play(api, [PATH])
+    rc, res, _wall, out, _report = play(api, [PATH], validate_paths_probe=False)
     assert rc != 0, out
     assert res["status"] == "failed" and res["msg"].startswith("paths: 1 of 1 path(s) blocked"), out
     [f] = res["findings"]
@@ -96,13 +96,14 @@ def test_blocked_path_then_open_after_the_printed_fix(api):
     fixes = [yaml.safe_load(doc) for doc in re.findall(r"<<'EOF'\n(.*?)\nEOF", f["remediation"], re.S)]
     assert [p["spec"]["policyTypes"] for p in fixes] == [["Egress"], ["Ingress"]]
     api.cluster.add_all(fixes)
-    rc, res, _wall, out, _report = play(api, [PATH])
+    rc, res, _wall, out, _report = play(api, [PATH], validate_paths_probe=False)
     assert rc == 0, out
     assert res["findings"] == [] and res["status"] == "passed"
     assert res["evidence"]["paths"][0]["verdict"] == "ok"
 
 
 def test_check_mode_reads_only(api):
+    """Check mode starts no probe pod (validate_paths_probe stays on) and gives the static verdicts."""
     api.cluster.add_all(cluster([DENY_ALL]))
     rc, res, _wall, out, _report = play(api, [PATH], args=["--check"])
     assert rc != 0, out
@@ -116,9 +117,68 @@ def test_no_paths_no_requests(api):
     assert res.get("skipped") is True and api.cluster.requests == []
 
 
-def test_probe_mode_refused_with_the_variable(api):
-    rc, _res, _wall, out, _report = play(api, [PATH], validate_paths_probe=True)
-    assert rc != 0 and "validate_paths_probe=true" in out, out
+def kubelet(connect="ok", dns="ok"):
+    """on_create hook: the probe pod terminates as its script would, with the given outcome."""
+    def hook(pod, _cluster):
+        if "kubeadm-ec2/path-probe-run" not in pod["metadata"].get("labels", {}):
+            return
+        msg = "pathprobe/1\ndns %s 10.96.80.12\nconnect %s\n" % (dns, connect)
+        terminate_pod(pod, msg, 0 if connect == "ok" else 1)
+    return hook
+
+
+def probe_pods(fake):
+    return [p for p in fake.cluster.objects("api/v1", "pods") if "kubeadm-ec2/path-probe-run" in p["metadata"]["labels"]]
+
+
+def created_pods(fake):
+    return [p for m, p in fake.cluster.requests if m == "POST" and p.endswith("/pods")]
+
+
+def test_probe_pod_connects_from_the_source_namespace(api):
+    api.cluster.add_all(cluster([]))
+    seen = []
+    hook = kubelet()
+    api.cluster.on_create["pods"] = lambda pod, c: (seen.append(pod["metadata"]), hook(pod, c))
+    rc, res, _wall, out, _report = play(api, [PATH])
+    assert rc == 0, out
+    assert res["evidence"]["paths"][0]["layers"]["connect"]["status"] == "ok"
+    # the probe ran as the app (its labels, its namespace), and is gone
+    assert [(m["namespace"], m["labels"]["app"]) for m in seen] == [("shop", "marketplace")]
+    assert created_pods(api) == ["/api/v1/namespaces/shop/pods"] and probe_pods(api) == []
+
+
+def test_probe_connect_timeout_is_blocked_at_connect(api):
+    api.cluster.add_all(cluster([]))
+    api.cluster.on_create["pods"] = kubelet(connect="timeout")
+    rc, res, _wall, out, _report = play(api, [PATH])
+    assert rc != 0, out
+    [f] = res["findings"]
+    assert (f["id"], f["details"]["layer"]) == ("PATH_BLOCKED", "connect")
+    assert probe_pods(api) == []
+
+
+def test_policies_not_enforced_reported_once(api):
+    """The policies deny marketplace -> recommendations, yet the probe connects: one warning, no block."""
+    api.cluster.add_all(cluster([DENY_ALL, ALLOW_DNS]))
+    api.cluster.on_create["pods"] = kubelet()
+    rc, res, _wall, out, _report = play(api, [PATH])
+    assert rc == 0, out
+    assert [(f["id"], f["severity"]) for f in res["findings"]] == [("NETPOL_NOT_ENFORCED", "warning")]
+    assert res["findings"][0]["observed"].endswith(
+        "NetworkPolicies are not enforced here (the CNI does not implement them): the policies deny this connection "
+        + res["findings"][0]["observed"].split("the policies deny this connection ", 1)[1])
+    assert res["evidence"]["paths"][0]["layers"]["netpol"]["status"] == "not-enforced"
+
+
+def test_probe_pod_that_never_finishes_is_bounded_and_deleted(api):
+    api.cluster.add_all(cluster([]))
+    rc, res, wall, out, _report = play(api, [PATH], validate_paths_probe_timeout=3)
+    assert rc == 0, out  # no verdict from the probe: unknown, not blocked
+    assert res["evidence"]["paths"][0]["verdict"] == "unknown"
+    assert "did not finish within 3s" in res["evidence"]["paths"][0]["layers"]["connect"]["detail"]
+    assert probe_pods(api) == []
+    assert [p for m, p in api.cluster.requests if m == "DELETE"] != []
 
 
 def test_bad_input_names_the_variable(api):

@@ -78,6 +78,8 @@ ENTRIES = {
     "NETPOL_NEAR_MISS": dict(kind=CAUSE, title="A NetworkPolicy rule matches nothing it seems meant for", role_var=""),
     "NETPOL_SELECTS_NOTHING": dict(kind=CAUSE, title="A NetworkPolicy selects no pod", role_var=""),
     "PATH_BLOCKED": dict(kind=CAUSE, title="An application path is blocked", role_var=""),
+    "NETPOL_NOT_ENFORCED": dict(kind=CAUSE, title="NetworkPolicies are not enforced (the CNI does not implement "
+                                                  "them)", role_var=""),
     # causes only the diagnosis infers
     "BLOCKED_OUTSIDE_SG": dict(kind=DIAGNOSIS,
                                title="Traffic the security group allows is dropped outside it (network ACL or host "

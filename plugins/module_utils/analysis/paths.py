@@ -26,7 +26,7 @@ import ipaddress
 import re
 
 from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis import netpol
-from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis.findings import finding
+from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis.findings import WARNING, finding
 
 LAYERS = ("dns", "service", "netpol", "connect")
 WORKLOAD_KINDS = ("deployments", "statefulsets", "daemonsets")
@@ -424,7 +424,11 @@ WHY = {
 
 
 def judge(paths, objs, probe_results=None, dns_namespace="kube-system", dns_service="kube-dns"):
-    """[{from, to, protocol, layers, verdict}] and the PATH_BLOCKED findings."""
+    """[{from, to, protocol, layers, verdict}] and the findings: one PATH_BLOCKED per blocked path, and
+    NETPOL_NOT_ENFORCED (warning) where a live connect contradicts a static NetworkPolicy deny.
+
+    ``probe_results``: {path index: probe outcome} from probe pods; without it the connect layer is
+    skipped (static verdicts)."""
     results, findings = [], []
     for path in paths:
         layers = {
@@ -433,27 +437,40 @@ def judge(paths, objs, probe_results=None, dns_namespace="kube-system", dns_serv
             "netpol": netpol_layer(path, objs),
             "connect": _layer("skipped", "validate_paths_probe is false: static verdicts only"),
         }
-        failed = [name for name in LAYERS if layers[name]["status"] == "failed"]
-        verdict = "blocked" if failed else ("unknown" if any(l["status"] == "unknown" for l in layers.values())
-                                            else "ok")
-        src = "%s %s" % (path["from"]["namespace"], netpol.fmt_selector(path["from"]["selector"]))
-        results.append({"from": {"namespace": path["from"]["namespace"],
-                                 "selector": path["from"]["selector"], "workload": path["from"]["workload"]},
-                        "to": path["to"], "protocol": path["protocol"].lower(), "layers": layers, "verdict": verdict})
-        if failed:
-            layer = layers[failed[0]]
-            observed = "%s -> %s/%s is blocked at the %s layer: %s" % (
-                src, path["to"], path["protocol"], failed[0], layer["detail"])
-            fix = layer["fix"]
-            if len(failed) > 1:  # one finding per path: every failing layer's fix, in the order traffic meets them
-                observed += " (also blocked at: %s)" % ", ".join(failed[1:])
-                fix = "\n".join("%d. %s: %s" % (n, name, layers[name]["fix"]) for n, name in enumerate(failed, 1))
-            findings.append(finding(
-                "PATH_BLOCKED", observed, WHY[failed[0]], fix,
-                where="%s: %s -> %s" % (path["var"], path["from"]["workload"], path["to"]),
-                path=path["index"], layer=failed[0], object=layer["object"],
-                failed_layers=failed))
+        statuses = [layers[name]["status"] for name in LAYERS]
+        result = {"from": {"namespace": path["from"]["namespace"], "selector": path["from"]["selector"],
+                           "workload": path["from"]["workload"]},
+                  "to": path["to"], "protocol": path["protocol"].lower(), "layers": layers,
+                  "verdict": "blocked" if "failed" in statuses else ("unknown" if "unknown" in statuses else "ok")}
+        if probe_results is not None:
+            apply_probe(result, probe_results.get(path["index"]))
+        results.append(result)
+        findings.extend(_path_findings(path, result))
     return results, findings
+
+
+def _path_findings(path, result):
+    layers, out = result["layers"], []
+    where = "%s: %s -> %s" % (path["var"], path["from"]["workload"], path["to"])
+    src = "%s %s" % (path["from"]["namespace"], netpol.fmt_selector(path["from"]["selector"]))
+    failed = [name for name in LAYERS if layers[name]["status"] == "failed"]
+    if failed:
+        layer = layers[failed[0]]
+        observed = "%s -> %s/%s is blocked at the %s layer: %s" % (
+            src, path["to"], path["protocol"], failed[0], layer["detail"])
+        fix = layer["fix"]
+        if len(failed) > 1:  # one finding per path: every failing layer's fix, in the order traffic meets them
+            observed += " (also blocked at: %s)" % ", ".join(failed[1:])
+            fix = "\n".join("%d. %s: %s" % (n, name, layers[name]["fix"]) for n, name in enumerate(failed, 1))
+        out.append(finding("PATH_BLOCKED", observed, WHY[failed[0]], fix, where=where, path=path["index"],
+                           layer=failed[0], object=layer["object"], failed_layers=failed))
+    if layers["netpol"]["status"] == "not-enforced":
+        out.append(finding(
+            "NETPOL_NOT_ENFORCED", "%s -> %s/%s: %s" % (src, path["to"], path["protocol"], layers["netpol"]["detail"]),
+            "the cluster has NetworkPolicies that would isolate these pods, but the network plugin does not apply "
+            "them: the isolation they describe does not exist", layers["netpol"]["fix"], severity=WARNING,
+            where=where, path=path["index"], object=layers["netpol"]["object"]))
+    return out
 
 
 def check_result(results, findings):
@@ -467,3 +484,153 @@ def check_result(results, findings):
                                             % len(unknown) if unknown else "")
     return {"status": "failed" if any(f["severity"] == "error" for f in findings) else "passed", "msg": msg,
             "findings": findings, "evidence": {"mesh": [], "paths": results}}
+
+
+# -- probe pods (the live dns and connect layers) -------------------------------------------------
+PROBE_FORMAT = "pathprobe/1"
+
+
+def probe_script(host, port, protocol="TCP", timeout=3, resolve=True, message="/dev/termination-log"):
+    """A POSIX sh script (busybox) that resolves ``host`` (unless ``resolve`` is false) and connects to
+    ``port``, writing ``dns <status> <address>`` and ``connect <status>`` to /dev/termination-log.
+
+    Every step is bounded by busybox ``timeout``; statuses: ok, nxdomain, timeout, refused, error,
+    skipped; UDP has no handshake, so its connect status is ``sent`` (not proof of delivery)."""
+    bound = max(2, int(round(float(timeout)))) + 2
+    wait = max(1, int(round(float(timeout))))
+    lines = [
+        "m=%s" % message,
+        "echo %s > $m" % PROBE_FORMAT,
+        "h=%s" % host,
+        "a=$h",
+    ]
+    if resolve:
+        lines += [
+            "out=$(timeout %d nslookup \"$h\" 2>&1); r=$?" % bound,
+            "a=$(echo \"$out\" | sed -n '/^Name:/,$ s/^Address[^:]*: *//p' | head -n 1)",
+            "if [ $r -eq 0 ] && [ -n \"$a\" ]; then s=ok",
+            "elif [ $r -eq 143 ] || [ $r -eq 124 ]; then s=timeout",
+            "elif echo \"$out\" | grep -qiE 'NXDOMAIN|find'; then s=nxdomain",
+            "elif echo \"$out\" | grep -qiE 'timed out|no servers|timeout'; then s=timeout",
+            "else s=error; fi",
+            "echo \"dns $s ${a:--}\" >> $m",
+            "if [ $s != ok ]; then echo 'connect skipped' >> $m; exit 1; fi",
+        ]
+    else:
+        lines.append("echo 'dns skipped -' >> $m")
+    if str(protocol).upper() == "UDP":
+        lines += ["echo x | timeout %d nc -u -w %d \"$a\" %d >/dev/null 2>&1" % (bound, wait, int(port)),
+                  "echo 'connect sent' >> $m", "exit 0"]
+    else:
+        lines += [
+            # -e true: exit as soon as the connection is up (works with busybox's small and full nc; -e comes last)
+            "out=$(timeout %d nc -w %d \"$a\" %d -e true 2>&1); r=$?" % (bound, wait, int(port)),
+            "if [ $r -eq 0 ]; then s=ok",
+            "elif [ $r -eq 143 ] || [ $r -eq 124 ]; then s=timeout",
+            "elif echo \"$out\" | grep -qi 'refused'; then s=refused",
+            "elif echo \"$out\" | grep -qiE 'timed out|timeout'; then s=timeout",
+            "else s=error; fi",
+            "echo \"connect $s\" >> $m",
+            "[ $s = ok ]",
+        ]
+    return "\n".join(lines)
+
+
+def parse_probe_message(text):
+    """A probe pod's termination message -> {dns: {status, answer}, connect: {status}} (raises ValueError)."""
+    lines = [line.strip() for line in (text or "").strip().splitlines() if line.strip()]
+    if not lines or lines[0] != PROBE_FORMAT:
+        raise ValueError("not a %s message: %r" % (PROBE_FORMAT, (text or "")[:120]))
+    out = {}
+    for line in lines[1:]:
+        parts = line.split()
+        if parts[0] == "dns" and len(parts) >= 2:
+            out["dns"] = {"status": parts[1], "answer": parts[2] if len(parts) > 2 and parts[2] != "-" else ""}
+        elif parts[0] == "connect" and len(parts) >= 2:
+            out["connect"] = {"status": parts[1]}
+        else:
+            raise ValueError("bad probe line %r" % line)
+    if "connect" not in out:
+        raise ValueError("probe message without a connect line: %r" % (text or "")[:120])
+    return out
+
+
+def probe_target(path):
+    """(host the probe connects to, port, resolve?) for a parsed path."""
+    t = path["target"]
+    if t["kind"] == "service":
+        return t["fqdn"], t["port"], True
+    return t["host"], t["port"], not t["ip"]
+
+
+def probe_pod_manifest(path, image, run_id, timeout=3):
+    """A pod in the source namespace with the source workload's labels (so NetworkPolicies select it as
+    they select the app) that never becomes Ready (so the app's Services never send it traffic)."""
+    host, port, resolve = probe_target(path)
+    labels = dict(path["source_labels"])
+    labels["kubeadm-ec2/path-probe-run"] = run_id
+    return {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"generateName": "path-probe-%d-" % path["index"], "namespace": path["from"]["namespace"],
+                     "labels": labels,
+                     "annotations": {"kubeadm-ec2/path": "%s -> %s/%s" % (
+                         path["from"]["workload"], path["to"], path["protocol"])}},
+        "spec": {
+            "restartPolicy": "Never",
+            "terminationGracePeriodSeconds": 0,
+            "automountServiceAccountToken": False,
+            "containers": [{
+                "name": "probe", "image": image,
+                "command": ["sh", "-c", probe_script(host, port, path["protocol"], timeout, resolve)],
+                "terminationMessagePolicy": "FallbackToLogsOnError",
+                "readinessProbe": {"exec": {"command": ["false"]}, "periodSeconds": 3600},
+                "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "32Mi"}},
+            }],
+        },
+    }
+
+
+NOT_ENFORCED = "NetworkPolicies are not enforced here (the CNI does not implement them)"
+
+
+def apply_probe(result, probe):
+    """Merge one probe outcome ({outcome, detail, results, pod}) into a judged path (in place): the live
+    dns and connect layers; a static NetworkPolicy deny contradicted by a live connect becomes the
+    "not enforced" verdict instead of two contradicting ones."""
+    layers = result["layers"]
+    if not probe or probe.get("outcome") != "finished":
+        layers["connect"] = _layer("unknown", "the probe pod gave no result: %s" % (
+            (probe or {}).get("detail") or (probe or {}).get("outcome") or "not run"), "pod %s" % (probe or {}).get("pod"))
+    else:
+        res = probe.get("results") or {}
+        dns = res.get("dns") or {"status": "skipped"}
+        conn = res.get("connect") or {"status": "skipped"}
+        where = "probe pod %s" % probe.get("pod")
+        if dns["status"] not in ("ok", "skipped") and layers["dns"]["status"] != "failed":
+            layers["dns"] = _layer("failed", "the probe could not resolve the name: %s" % dns["status"], where,
+                                   "check cluster DNS from namespace %s (see the dns check)" % result["from"]["namespace"])
+        elif dns["status"] == "ok" and layers["dns"]["status"] == "unknown":
+            layers["dns"] = _layer("ok", "resolved to %s" % dns["answer"], where)
+        status = conn["status"]
+        if status == "ok":
+            layers["connect"] = _layer("ok", "connected from the source namespace", where)
+            if layers["netpol"]["status"] == "failed":
+                layers["netpol"] = _layer("not-enforced", "%s: the policies deny this connection (%s) but it "
+                                                          "succeeded" % (NOT_ENFORCED, layers["netpol"]["detail"]),
+                                          layers["netpol"]["object"],
+                                          "use a CNI that enforces NetworkPolicy (Calico does), or treat these "
+                                          "policies as documentation only")
+            if layers["netpol"]["status"] == "unknown":
+                layers["netpol"] = _layer("ok", "the connection succeeded", where)
+        elif status == "sent":
+            layers["connect"] = _layer("unknown", "UDP datagram sent; UDP has no handshake to prove delivery", where)
+        elif status == "skipped":
+            layers["connect"] = _layer("skipped", "not attempted: the name did not resolve", where)
+        else:
+            layers["connect"] = _layer("failed", "the connection from the source namespace gave %s" % status, where,
+                                       "see the failing layers above; with every layer ok, check the node path "
+                                       "(node_reachability) between the source and destination nodes")
+    statuses = [layers[name]["status"] for name in LAYERS]
+    result["verdict"] = "blocked" if "failed" in statuses else (
+        "unknown" if "unknown" in statuses else "ok")
+    return result

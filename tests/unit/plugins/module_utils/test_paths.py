@@ -284,3 +284,81 @@ def test_check_result_shape():
     assert sorted(res["evidence"]["paths"][0]) == ["from", "layers", "protocol", "to", "verdict"]
     ok = paths.check_result(*judge(world()))
     assert ok["status"] == "passed" and ok["msg"] == "paths: 1 path(s) open"
+
+
+# -- probe pods: the live dns and connect layers --------------------------------------------------
+def probe(dns="ok", connect="ok", outcome="finished"):
+    return {"pod": "shop/path-probe-0-abcde", "outcome": outcome, "detail": "Succeeded",
+            "results": {"dns": {"status": dns, "answer": "10.96.7.7"}, "connect": {"status": connect}}}
+
+
+def judge_probed(objs, result, to="recommendations:50051"):
+    parsed = paths.parse_paths([{"from": MARKET, "to": to}], objs)
+    return paths.judge(parsed, objs, {0: result})
+
+
+def test_probe_message_parsed():
+    assert paths.parse_probe_message("pathprobe/1\ndns ok 10.96.7.7\nconnect refused\n") == {
+        "dns": {"status": "ok", "answer": "10.96.7.7"}, "connect": {"status": "refused"}}
+    for bad in ("", "dnsprobe/1\nconnect ok", "pathprobe/1\ndns ok -", "pathprobe/1\nbogus line"):
+        with pytest.raises(ValueError):
+            paths.parse_probe_message(bad)
+
+
+def test_probe_pod_looks_like_the_app_but_never_serves():
+    parsed = paths.parse_paths([{"from": MARKET, "to": "recommendations:50051"}], world())
+    pod = paths.probe_pod_manifest(parsed[0], "busybox:1.36.1", "run1")
+    assert pod["metadata"]["namespace"] == "shop"
+    assert pod["metadata"]["labels"] == {"app": "marketplace", "kubeadm-ec2/path-probe-run": "run1"}
+    container = pod["spec"]["containers"][0]
+    assert container["readinessProbe"]["exec"]["command"] == ["false"]
+    assert "nslookup \"$h\"" in container["command"][2] and "h=recommendations.shop.svc.cluster.local" in container["command"][2]
+    assert pod["spec"]["restartPolicy"] == "Never" and pod["spec"]["automountServiceAccountToken"] is False
+
+
+def test_probe_connect_ok_everything_ok():
+    results, findings = judge_probed(world(), probe())
+    assert findings == [] and results[0]["verdict"] == "ok"
+    assert results[0]["layers"]["connect"]["status"] == "ok"
+
+
+def test_probe_connect_fails_with_static_layers_ok():
+    results, findings = judge_probed(world(), probe(connect="timeout"))
+    assert [f["details"]["layer"] for f in findings] == ["connect"]
+    assert findings[0]["observed"].endswith("blocked at the connect layer: the connection from the source namespace "
+                                            "gave timeout")
+
+
+def test_probe_live_dns_failure():
+    results, findings = judge_probed(world(), probe(dns="timeout", connect="skipped"))
+    assert results[0]["layers"]["dns"]["detail"] == "the probe could not resolve the name: timeout"
+    assert [f["details"]["layer"] for f in findings] == ["dns"]
+
+
+def test_policies_deny_but_connect_succeeds_is_not_enforced():
+    """One verdict, not two contradicting ones: the policies are not enforced by the CNI."""
+    results, findings = judge_probed(world([DENY_ALL, ALLOW_DNS]), probe())
+    layer = results[0]["layers"]["netpol"]
+    assert layer["status"] == "not-enforced"
+    assert layer["detail"].startswith("NetworkPolicies are not enforced here (the CNI does not implement them)")
+    assert [(f["id"], f["severity"]) for f in findings] == [("NETPOL_NOT_ENFORCED", "warning")]
+    assert results[0]["verdict"] == "ok"
+
+
+def test_policies_deny_and_connect_fails_is_blocked_at_netpol():
+    results, findings = judge_probed(world([DENY_ALL, ALLOW_DNS]), probe(connect="timeout"))
+    assert [(f["id"], f["details"]["layer"], f["details"]["failed_layers"]) for f in findings] == [
+        ("PATH_BLOCKED", "netpol", ["netpol", "connect"])]
+
+
+def test_probe_without_result_is_unknown():
+    results, findings = judge_probed(world(), {"pod": "shop/p", "outcome": "timeout", "detail": "did not finish"})
+    assert findings == [] and results[0]["verdict"] == "unknown"
+    assert results[0]["layers"]["connect"]["detail"] == "the probe pod gave no result: did not finish"
+
+
+def test_probe_resolves_external_name():
+    results, findings = judge_probed(world([DENY_ALL, ALLOW_DNS]), probe(connect="ok"), to="kubernetes.io:443")
+    assert results[0]["layers"]["dns"]["status"] == "ok"
+    assert results[0]["layers"]["netpol"]["status"] == "ok"  # unknown statically, the live connect settles it
+    assert results[0]["verdict"] == "ok" and findings == []
