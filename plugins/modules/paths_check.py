@@ -140,18 +140,13 @@ from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.probes.k8s imp
     K8sError,
     api_client,
 )
-from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.probes.paths import read_objects
+from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.probes.paths import ARGUMENT_SPEC, read_objects
 
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            paths=dict(type="list", elements="dict", required=True),
-            paths_var=dict(type="str", default="paths"),
-            kubeconfig=dict(type="path"),
-            context=dict(type="str"),
-            api_timeout=dict(type="float", default=10.0),
-            cluster_domain=dict(type="str", default="cluster.local"),
+            ARGUMENT_SPEC,
             dns_namespace=dict(type="str", default="kube-system"),
             dns_service=dict(type="str", default="kube-dns"),
             fail_on_findings=dict(type="bool", default=True),

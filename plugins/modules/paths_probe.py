@@ -106,18 +106,13 @@ from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.probes.k8s imp
     K8sError,
     api_client,
 )
-from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.probes.paths import read_objects, run_probes
+from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.probes.paths import ARGUMENT_SPEC, read_objects, run_probes
 
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            paths=dict(type="list", elements="dict", required=True),
-            paths_var=dict(type="str", default="paths"),
-            kubeconfig=dict(type="path"),
-            context=dict(type="str"),
-            api_timeout=dict(type="float", default=10.0),
-            cluster_domain=dict(type="str", default="cluster.local"),
+            ARGUMENT_SPEC,
             probe_image=dict(type="str", default="docker.io/library/busybox:1.36.1"),
             probe_timeout=dict(type="float", default=60.0),
             connect_timeout=dict(type="float", default=3.0),

@@ -28,6 +28,15 @@ READS = (
     ("statefulsets", "/apis/apps/v1/statefulsets"),
     ("daemonsets", "/apis/apps/v1/daemonsets"),
 )
+# The options paths_check and paths_probe share (the paths and how to reach the API).
+ARGUMENT_SPEC = dict(
+    paths=dict(type="list", elements="dict", required=True),
+    paths_var=dict(type="str", default="paths"),
+    kubeconfig=dict(type="path"),
+    context=dict(type="str"),
+    api_timeout=dict(type="float", default=10.0),
+    cluster_domain=dict(type="str", default="cluster.local"),
+)
 FATAL_WAITING = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "CreateContainerConfigError",
                  "CreateContainerError", "RunContainerError")
 
