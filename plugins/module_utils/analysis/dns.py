@@ -658,8 +658,8 @@ def host_findings(node_results, state=None, timeout=None):
             "DNS_POD_UNREACHABLE", observed,
             "queries to the kube-dns service IP are spread over all CoreDNS pods: the share sent across "
             "%s -> %s is dropped, so lookups intermittently time out ('connection timed out; no servers could "
-            "be reached'); node-to-pod traffic between nodes is blocked by the security group or the pod "
-            "encapsulation" % (src, dst),
+            "be reached'); which device drops node-to-pod traffic between these nodes is for the diagnosis to "
+            "say, from the security group and the node-to-node matrix" % (src, dst),
             POD_PATH_FIX, where="%s -> %s" % (src, dst), src=src, dst=dst, endpoints=[q["server"] for q in qs]))
     for node, qs in sorted(same_node_dead.items()):
         out.append(finding(
