@@ -238,6 +238,8 @@ def _rule_pairs(ctx, taken):
     causes = []
     # SG_NO_SELF_REF: the audit's word, or blocked ports the group does not allow
     audit = ctx.of("SG_NO_SELF_REF", "ENCAP_BLOCKED")
+    if ctx.of("SG_NO_SELF_REF"):  # the self-reference lets etcd through between control planes of the group too
+        audit = ctx.of("SG_NO_SELF_REF", "ENCAP_BLOCKED", "ETCD_BLOCKED")
     sg_cells = [(k, v["sg"]) for k, v in sorted(verdicts.items()) if v["sg"]]
     # the audit said "no self-reference" but its rules did not reach us: its word covers the drops, as likely
     adopt = bool(ctx.of("SG_NO_SELF_REF")) and not ctx.groups

@@ -473,3 +473,13 @@ def test_cross_node_dns_is_blamed_on_the_group_only_when_its_carrier_is_blocked(
     assert ("DNS_POD_UNREACHABLE" in ids) is dns_explained
     left = [u["id"] for u in dg.unexplained(checks, causes)]
     assert left == ([] if dns_explained else ["DNS_POD_UNREACHABLE"] * 4 + ["DNS_LOOKUP_FAILED"])
+
+
+@pytest.mark.parametrize("ids,expected", [
+    (["SG_NO_SELF_REF", "ETCD_BLOCKED"], [("SG_NO_SELF_REF", ["SG_NO_SELF_REF", "ETCD_BLOCKED"])]),
+    (["ETCD_BLOCKED"], [("ETCD_BLOCKED", ["ETCD_BLOCKED"])]),  # etcd alone: its own port rule
+])
+def test_etcd_between_control_planes_follows_the_self_reference(ids, expected):
+    checks = {"sg_audit": {"findings": [_f(i, "sg-1", security_group_id="sg-1") for i in ids]}}
+    causes = dg.diagnose(checks)
+    assert [(c["id"], [e["id"] for e in c["explains"]]) for c in causes] == expected
