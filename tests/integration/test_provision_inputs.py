@@ -125,8 +125,10 @@ CHECK_CASES = {
     "check_mode_on_empty_account": {},
     "ha_check_mode_on_empty_account": {"kubeadm_ec2_control_plane_count": 3, "ec2_network_az_count": 3,
                                        "kubeadm_ec2_cluster_name": "ha-check"},
-    "admin_cidr_whole_internet_with_opt_in": {"kubeadm_ec2_admin_cidr": "0.0.0.0/0",
-                                             "kubeadm_ec2_admin_cidr_allow_world": True},
+    "admin_cidr_whole_internet_with_opt_in": {
+        "kubeadm_ec2_admin_cidr": "0.0.0.0/0",
+        "kubeadm_ec2_admin_cidr_allow_world": True,
+    },
 }
 
 
