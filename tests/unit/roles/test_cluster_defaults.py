@@ -21,8 +21,10 @@ CONTRACT = {
     "kubeadm_ec2_cluster_dns_ip": "10.96.0.10",
     "kubeadm_ec2_dns_domain": "cluster.local",
     "kubeadm_ec2_calico_encapsulation": "IPIP",
+    "kubeadm_ec2_api_private_endpoint": False,
     "kubeadm_ec2_kubeconfig": os.path.join(ROOT, "inventories", "aws", "artifacts", "kubeadm-ec2-admin.conf"),
-    # the one addition to CONTRACT.md's list: the k8s-client venv both calico and coredns run kubernetes.core with
+    # additions to CONTRACT.md's list: the k8s-client venv both calico and coredns run kubernetes.core with, and
+    # the one switch to the private API endpoint (issue 13) that provisioning and install both follow
     "kubeadm_ec2_k8s_client_venv": "/opt/kubeadm_ec2/k8s-client",
 }
 OTHER_ROLES = sorted(r for r in os.listdir(ROLES) if r != "cluster_defaults")
@@ -109,8 +111,8 @@ def test_validate_reads_the_kubeconfig_the_install_writes(role, var, tmp_path):
     kubeconfig.write_text("apiVersion: v1\n")
     assert role_vars(role, facts, {"kubeadm_ec2_cluster_name": "c"})[var] == str(kubeconfig)
     assert role_vars("kubeadm", facts, {"kubeadm_ec2_cluster_name": "c"})["kubeadm_ec2_kubeconfig"] == str(kubeconfig)
-    fetch = task_by_name("kubeadm", "init.yml", "Fetch the admin kubeconfig to the controller")
-    assert fetch["ansible.builtin.fetch"]["dest"] == "{{ kubeadm_ec2_kubeconfig }}"
+    write = task_by_name("kubeadm", "kubeconfig.yml", "Write the admin kubeconfig to kubeadm_ec2_kubeconfig on the controller")
+    assert write["ansible.builtin.copy"]["dest"] == "{{ kubeadm_ec2_kubeconfig }}"
 
 
 ASSERTS = [

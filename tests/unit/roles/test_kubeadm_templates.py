@@ -5,7 +5,7 @@ import ipaddress
 import pytest
 import yaml
 
-from tests.unit.roles._render import assert_holds, expr, render, role_vars, task_by_name
+from tests.unit.roles._render import assert_holds, condition, expr, load_yaml, render, role_vars, task_by_name
 
 CP_IP = "10.42.1.10"
 WORKER_IP = "10.42.1.20"
@@ -195,3 +195,161 @@ def test_join_is_skipped_in_check_mode_and_cleans_up_the_token_file():
     token = task_by_name("kubeadm", "join.yml", "Create a fresh bootstrap token on the first control-plane node")
     assert token["delegate_to"] == "{{ kubeadm_first_control_plane }}"
     assert token["no_log"] == "{{ kubeadm_no_log }}"
+
+
+# --- API endpoint, kubeconfig server and HA (issue 13) ------------------------------------------------------------
+
+NLB = "kc-api-0123456789.elb.us-east-1.amazonaws.com"
+CP_IPS = {"cp1": "10.42.1.10", "cp2": "10.42.2.11", "cp3": "10.42.1.12"}
+
+
+def ha_vars(host, tmp_path, published=True, **overrides):
+    """Three control planes in two subnets and one worker; ``published`` = provisioning ran in the same run and
+    left its facts on localhost (docs/provisioning.md)."""
+    hostvars = {h: {"private_ip_address": ip, "public_ip_address": "203.0.113.%d" % (i + 1), "ansible_facts": {}}
+                for i, (h, ip) in enumerate(sorted(CP_IPS.items()))}
+    hostvars["w1"] = {"private_ip_address": WORKER_IP, "ansible_facts": {}}
+    hostvars["localhost"] = {}
+    if published:
+        hostvars["localhost"] = {"ec2_nodes_api_endpoint_kind": "nlb", "ec2_nodes_api_endpoint": NLB,
+                                 "ec2_nodes_api_server_url": "https://%s:6443" % NLB,
+                                 "ec2_nodes_control_plane_endpoint": NLB + ":6443",
+                                 "ec2_nodes_api_cert_sans": [NLB]}
+    facts = {
+        "inventory_hostname": host,
+        "groups": {"control_plane": sorted(CP_IPS), "workers": ["w1"], "k8s_cluster": sorted(CP_IPS) + ["w1"]},
+        "hostvars": hostvars,
+        "private_ip_address": hostvars[host]["private_ip_address"],
+        "ansible_facts": {"default_ipv4": {"address": "172.31.0.5"}, "os_family": "Debian"},
+        "ansible_inventory_sources": [str(tmp_path)],
+    }
+    v = role_vars("kubeadm", facts, overrides)
+    v["kubeadm_kubelet_resolv_conf_effective"] = ""
+    return v
+
+
+def test_ha_init_config_puts_the_nlb_in_front(tmp_path):
+    v = ha_vars("cp1", tmp_path)
+    out = docs(render("kubeadm", "kubeadm-config.yaml.j2", v))
+    cc, init = out["ClusterConfiguration"], out["InitConfiguration"]
+    assert cc["controlPlaneEndpoint"] == NLB + ":6443"
+    assert cc["apiServer"]["certSANs"] == [CP_IPS["cp1"], NLB]
+    # kubelets of control planes talk to their own API server, never hairpin through the NLB
+    assert cc["featureGates"] == {"ControlPlaneKubeletLocalMode": True}
+    # init --upload-certs encrypts the certificates with this key; it is stable across runs (kept on the controller)
+    key = init["certificateKey"]
+    assert len(key) == 64 and int(key, 16) >= 0 and key == key.lower()
+    assert ha_vars("cp1", tmp_path)["kubeadm_certificate_key"] == key
+    key_file = tmp_path / "artifacts" / "kubeadm-ec2-certificate-key"
+    assert key_file.exists() and oct(key_file.stat().st_mode & 0o777) == "0o600"
+    assert init["localAPIEndpoint"] == {"advertiseAddress": CP_IPS["cp1"], "bindPort": 6443}
+    init_task = task_by_name("kubeadm", "init.yml", "Run kubeadm init")
+    assert init_task["ansible.builtin.command"]["argv"][-1] == "--upload-certs"
+
+
+def test_ha_join_configuration_of_a_control_plane(tmp_path):
+    v = ha_vars("cp2", tmp_path)
+    key = v["kubeadm_certificate_key"]
+    v["kubeadm_join_token"] = "abcdef.0123456789abcdef"
+    v["kubeadm_join_ca_hash"] = "sha256:" + "c" * 64
+    join = docs(render("kubeadm", "kubeadm-join.yaml.j2", v))["JoinConfiguration"]
+    assert join["discovery"]["bootstrapToken"]["apiServerEndpoint"] == NLB + ":6443"
+    assert join["controlPlane"] == {"localAPIEndpoint": {"advertiseAddress": CP_IPS["cp2"], "bindPort": 6443},
+                                    "certificateKey": key}
+    assert join["nodeRegistration"]["name"] == "cp2"
+    assert v["kubeadm_joins_as_control_plane"] is True
+
+
+def test_ha_worker_joins_through_the_nlb_without_control_plane_section(tmp_path):
+    v = ha_vars("w1", tmp_path)
+    v["kubeadm_join_token"] = "abcdef.0123456789abcdef"
+    v["kubeadm_join_ca_hash"] = "sha256:" + "c" * 64
+    join = docs(render("kubeadm", "kubeadm-join.yaml.j2", v))["JoinConfiguration"]
+    assert join["discovery"]["bootstrapToken"]["apiServerEndpoint"] == NLB + ":6443"
+    assert "controlPlane" not in join
+    assert v["kubeadm_joins_as_control_plane"] is False
+
+
+def test_ha_join_tasks_upload_certs_serially_and_hide_the_key():
+    upload = task_by_name("kubeadm", "join.yml", "Upload the control-plane certificates from the first control plane")
+    assert upload["ansible.builtin.command"]["argv"][:5] == ["kubeadm", "init", "phase", "upload-certs", "--upload-certs"]
+    assert upload["delegate_to"] == "{{ kubeadm_first_control_plane }}"
+    assert upload["no_log"] == "{{ kubeadm_no_log }}"
+    cp_join = task_by_name("kubeadm", "join.yml", "Run kubeadm join --control-plane (one control plane at a time)")
+    assert cp_join["throttle"] == 1 and cp_join["no_log"] == "{{ kubeadm_no_log }}"
+    assert cp_join["ansible.builtin.command"]["creates"] == "/etc/kubernetes/kubelet.conf"
+    render_task = task_by_name("kubeadm", "join.yml", "Render the kubeadm join configuration")
+    assert render_task["no_log"] == "{{ kubeadm_no_log }}"
+    assert load_yaml("kubeadm", "defaults", "main.yml")["kubeadm_no_log"] is True
+
+
+@pytest.mark.parametrize("host, joins", [("cp1", False), ("cp2", True), ("cp3", True), ("w1", True)])
+def test_who_joins(host, joins, tmp_path):
+    v = ha_vars(host, tmp_path)
+    main = task_by_name("kubeadm", "main.yml", "Join the other control planes (kubeadm join --control-plane) and the workers")
+    assert all(condition(c, v) for c in main["when"]) is joins
+
+
+def test_ha_needs_a_load_balanced_endpoint(tmp_path):
+    task = task_by_name("kubeadm", "assert.yml",
+                        "Stop if there are several control planes but no load-balanced kubeadm_control_plane_endpoint")
+    assert assert_holds(task, ha_vars("cp1", tmp_path)) is True
+    assert assert_holds(task, ha_vars("cp1", tmp_path, published=False)) is False
+    assert "kubeadm_control_plane_endpoint" in task["ansible.builtin.assert"]["fail_msg"]
+    assert assert_holds(task, kubeadm_vars()) is True                      # one control plane: no NLB needed
+
+
+@pytest.mark.parametrize("private, published, server, sans", [
+    # provisioning published the single control plane's public address (and its private one for the SANs)
+    (False, {"ec2_nodes_api_server_url": "https://203.0.113.9:6443", "ec2_nodes_control_plane_endpoint": CP_IP + ":6443",
+             "ec2_nodes_api_cert_sans": ["203.0.113.9", CP_IP]}, "https://203.0.113.9:6443", [CP_IP, "203.0.113.9"]),
+    # no provisioning facts: the inventory's public_ip_address
+    (False, None, "https://198.51.100.4:6443", [CP_IP, "198.51.100.4"]),
+    # a controller inside the VPC: the private endpoint, the kubeconfig keeps admin.conf's server
+    (True, None, "", [CP_IP]),
+])
+def test_kubeconfig_server_and_cert_sans(private, published, server, sans):
+    v = kubeadm_vars(kubeadm_ec2_api_private_endpoint=private)
+    hostvars = dict(hostvars_for(), localhost=published or {})
+    hostvars["cp1"]["public_ip_address"] = "198.51.100.4"
+    v["hostvars"] = hostvars
+    assert v["kubeadm_kubeconfig_server"] == server
+    cc = docs(render("kubeadm", "kubeadm-config.yaml.j2", v))["ClusterConfiguration"]
+    assert cc["apiServer"]["certSANs"] == sans
+    assert cc["controlPlaneEndpoint"] == CP_IP + ":6443"                    # nodes use the private address
+    assert "featureGates" not in cc
+    assert "certificateKey" not in docs(render("kubeadm", "kubeadm-config.yaml.j2", v))["InitConfiguration"]
+
+
+ADMIN_CONF = """apiVersion: v1
+clusters:
+- cluster:
+    certificate-authority-data: Q0EK
+    server: https://10.42.1.10:6443
+  name: kubeadm-ec2
+contexts:
+- context: {cluster: kubeadm-ec2, user: kubernetes-admin}
+  name: kubernetes-admin@kubeadm-ec2
+current-context: kubernetes-admin@kubeadm-ec2
+kind: Config
+users:
+- name: kubernetes-admin
+  user: {client-certificate-data: Q0VSVAo=, client-key-data: S0VZCg==}
+"""
+
+
+@pytest.mark.parametrize("server, expected", [("https://%s:6443" % NLB, "https://%s:6443" % NLB),
+                                              ("", "https://10.42.1.10:6443")])
+def test_the_written_kubeconfig_points_at_the_chosen_server(server, expected):
+    import base64
+    task = task_by_name("kubeadm", "kubeconfig.yml", "Write the admin kubeconfig to kubeadm_ec2_kubeconfig on the controller")
+    assert task["delegate_to"] == "localhost" and task["become"] is False
+    assert task["no_log"] == "{{ kubeadm_no_log }}" and task["ansible.builtin.copy"]["mode"] == "0600"
+    v = kubeadm_vars(kubeadm_kubeconfig_server=server)
+    v["kubeadm_admin_kubeconfig"] = {"content": base64.b64encode(ADMIN_CONF.encode()).decode()}
+    for key, value in task["vars"].items():
+        v[key] = value
+    written = yaml.safe_load(expr(task["ansible.builtin.copy"]["content"], v))
+    assert written["clusters"][0]["cluster"] == {"certificate-authority-data": "Q0EK", "server": expected}
+    assert written["users"] == yaml.safe_load(ADMIN_CONF)["users"]
+    assert written["current-context"] == "kubernetes-admin@kubeadm-ec2"
