@@ -8,6 +8,14 @@ Layout (nothing is added to the root namespace's routing):
     <p>-n1-<pod>  optional "pod" namespaces behind a node (veth), pod IPs from the
              node's pod CIDR 192.168.<i>.0/24, routed node-to-node without encapsulation
 
+Two-subnet mode (``NetLab(subnets=2)``), the multi-AZ layout: a second bridge br1 in the switch
+namespace for NODE_SUBNET_2, and a router namespace ``<p>-rt`` with one leg on each bridge (the
+.1 of each subnet) that forwards between them like the VPC router. Nodes alternate between the
+subnets (node1 A, node2 B, node3 A, ...). Pod CIDRs of same-subnet peers are routed directly
+(the unencapsulated path); those of the other subnet go to the router, which, like a VPC route
+table without the pod CIDRs, has no route for them and drops them: only encapsulated traffic
+(node IP to node IP) crosses subnets, which is what Calico's CrossSubnet modes rely on.
+
 The SG model uses EC2's IpPermissions shape so the same description drives the lab and
 the EC2 emulator: ``{"IpProtocol": "tcp"|"udp"|"icmp"|"4"|"-1", "FromPort", "ToPort",
 "IpRanges": [{"CidrIp"}], "UserIdGroupPairs": [{"GroupId": SELF}]}`` where SELF means
@@ -26,6 +34,7 @@ import uuid
 
 SELF = "self"
 NODE_SUBNET = "10.231.0.0/24"
+NODE_SUBNET_2 = "10.231.2.0/24"  # second subnet of the two-subnet mode
 ADMIN_CIDR = "10.231.1.0/24"  # only used in rules; no host lives there
 
 # The seeds' node SG: SSH and API from the admin CIDR, NodePorts and VXLAN from anywhere,
@@ -82,7 +91,7 @@ class NetLab:
     # Labs of at least this many nodes get permanent neighbour entries (exempt from that limit).
     STATIC_NEIGHBOURS_FROM = 16
 
-    def __init__(self, nodes=3, sg=None, prefix=None, subnet=NODE_SUBNET, static_neighbours=None):
+    def __init__(self, nodes=3, sg=None, prefix=None, subnet=NODE_SUBNET, static_neighbours=None, subnets=1):
         if os.geteuid() != 0:
             raise RuntimeError("the network lab needs root (network namespaces, iptables)")
         for tool in ("ip", "iptables-restore"):
@@ -91,6 +100,9 @@ class NetLab:
         self.prefix = prefix or "kl" + uuid.uuid4().hex[:4]
         self.count = nodes
         self.net = ipaddress.ip_network(subnet)
+        if subnets not in (1, 2):
+            raise ValueError("subnets: 1 or 2 (got %r)" % (subnets,))
+        self.nets = [self.net] + ([ipaddress.ip_network(NODE_SUBNET_2)] if subnets == 2 else [])
         self.sg = list(HEALTHY_SG if sg is None else sg)
         self.nodes = []  # dicts: name, ns, ip, pod_cidr, index
         self.pods = []  # dicts: node, name, ns, ip
@@ -102,6 +114,17 @@ class NetLab:
     @property
     def switch(self):
         return "%s-sw" % self.prefix
+
+    @property
+    def router(self):
+        return "%s-rt" % self.prefix
+
+    def gateway(self, index):
+        """The router's address in subnet ``index`` (its first host address)."""
+        return str(next(self.nets[index].hosts()))
+
+    def same_subnet(self, a, b):
+        return self.node(a)["subnet_index"] == self.node(b)["subnet_index"]
 
     def node(self, name_or_index):
         for node in self.nodes:
@@ -123,17 +146,22 @@ class NetLab:
         atexit.register(self.stop)
         self.up = True
         run(["ip", "netns", "add", self.switch])
-        run(["ip", "link", "add", "br0", "type", "bridge"], ns=self.switch)
-        run(["ip", "link", "set", "br0", "up"], ns=self.switch)
+        for j in range(len(self.nets)):
+            run(["ip", "link", "add", "br%d" % j, "type", "bridge"], ns=self.switch)
+            run(["ip", "link", "set", "br%d" % j, "up"], ns=self.switch)
         run(["ip", "link", "set", "lo", "up"], ns=self.switch)
-        hosts = list(self.net.hosts())
+        if len(self.nets) > 1:
+            self._add_router()
         for i in range(1, self.count + 1):
+            j = (i - 1) % len(self.nets)
             node = {
                 "index": i,
                 "name": "node%d" % i,
                 "ns": "%s-n%d" % (self.prefix, i),
-                "ip": str(hosts[10 + i]),
+                "ip": str(list(self.nets[j].hosts())[10 + i]),
                 "pod_cidr": "192.168.%d.0/24" % i,
+                "subnet_index": j,
+                "subnet": str(self.nets[j]),
             }
             self.nodes.append(node)
             self._add_node(node)
@@ -144,24 +172,47 @@ class NetLab:
                 macs[node["ip"]] = link[0]["address"]
         for node in self.nodes:
             batch = []
+            for j, net in enumerate(self.nets):
+                if j != node["subnet_index"]:
+                    batch.append("route add %s via %s" % (net, self.gateway(node["subnet_index"])))
             for peer in self.nodes:
-                if peer is not node:
-                    batch.append("route add %s via %s" % (peer["pod_cidr"], peer["ip"]))
-                    if self.static_neighbours:
-                        batch.append("neigh replace %s lladdr %s dev eth0 nud permanent" % (peer["ip"], macs[peer["ip"]]))
+                if peer is node:
+                    continue
+                if peer["subnet_index"] != node["subnet_index"]:
+                    # the router has no route for pod CIDRs: unencapsulated pod traffic dies there
+                    batch.append("route add %s via %s" % (peer["pod_cidr"], self.gateway(node["subnet_index"])))
+                    continue
+                batch.append("route add %s via %s" % (peer["pod_cidr"], peer["ip"]))
+                if self.static_neighbours:
+                    batch.append("neigh replace %s lladdr %s dev eth0 nud permanent" % (peer["ip"], macs[peer["ip"]]))
             if batch:
                 run(["ip", "-batch", "-"], ns=node["ns"], input="\n".join(batch) + "\n")
         self.apply_sg(self.sg)
         return self
+
+    def _add_router(self):
+        """The router namespace: leg eth<j> on bridge br<j> with the subnet's first address; forwards."""
+        run(["ip", "netns", "add", self.router])
+        for j, net in enumerate(self.nets):
+            outer, inner = "%sr%d" % (self.prefix, j), "%sq%d" % (self.prefix, j)
+            run(["ip", "link", "add", outer, "netns", self.switch, "type", "veth", "peer", "name", inner,
+                 "netns", self.router])
+            run(["ip", "link", "set", outer, "master", "br%d" % j, "up"], ns=self.switch)
+            run(["ip", "link", "set", inner, "name", "eth%d" % j], ns=self.router)
+            run(["ip", "addr", "add", "%s/%d" % (self.gateway(j), net.prefixlen), "dev", "eth%d" % j], ns=self.router)
+            run(["ip", "link", "set", "eth%d" % j, "up"], ns=self.router)
+        run(["ip", "link", "set", "lo", "up"], ns=self.router)
+        run(["sysctl", "-qw", "net.ipv4.ip_forward=1"], ns=self.router)
 
     def _add_node(self, node):
         ns, i = node["ns"], node["index"]
         outer, inner = "%sv%d" % (self.prefix, i), "%si%d" % (self.prefix, i)
         run(["ip", "netns", "add", ns])
         run(["ip", "link", "add", outer, "netns", self.switch, "type", "veth", "peer", "name", inner, "netns", ns])
-        run(["ip", "link", "set", outer, "master", "br0", "up"], ns=self.switch)
+        run(["ip", "link", "set", outer, "master", "br%d" % node["subnet_index"], "up"], ns=self.switch)
         run(["ip", "link", "set", inner, "name", "eth0"], ns=ns)
-        run(["ip", "addr", "add", "%s/%d" % (node["ip"], self.net.prefixlen), "dev", "eth0"], ns=ns)
+        run(["ip", "addr", "add", "%s/%d" % (node["ip"], self.nets[node["subnet_index"]].prefixlen), "dev", "eth0"],
+            ns=ns)
         run(["ip", "link", "set", "eth0", "up"], ns=ns)
         run(["ip", "link", "set", "lo", "up"], ns=ns)
         run(["sysctl", "-qw", "net.ipv4.ip_forward=1"], ns=ns)
@@ -254,6 +305,8 @@ class NetLab:
                 "kubeadm_ec2_arch": "amd64",
                 "lab_namespace": node["ns"],
                 "lab_pod_cidr": node["pod_cidr"],
+                # as the aws_ec2 inventory names it; one subnet per lab bridge
+                "subnet_id": "lab-subnet-%d" % (node["subnet_index"] + 1),
             }
             (cps if node["index"] <= control_planes else workers)[node["name"]] = hostvars
         return {
