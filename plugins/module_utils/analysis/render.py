@@ -304,6 +304,23 @@ def _format_full(f, width, indent):
     return out
 
 
+def _id_counts(items):
+    """``[(check, index, finding)]`` as ``sg_audit EGRESS_443; dns DNS_NO_ENDPOINTS x2, ...``."""
+    groups = []
+    for check, _i, f in items:
+        if not groups or groups[-1][0] != check:
+            groups.append((check, []))
+        ids = groups[-1][1]
+        for entry in ids:
+            if entry[0] == f.get("id"):
+                entry[1] += 1
+                break
+        else:
+            ids.append([f.get("id"), 1])
+    return "; ".join("%s %s" % (check, ", ".join(fid + (" x%d" % n if n > 1 else "") for fid, n in ids))
+                     for check, ids in groups)
+
+
 def text(report, width=WIDTH, color=False):
     """The terminal report: headline, the causes with fix and verify, then each check's rest."""
     paint = _Paint(color)
@@ -339,8 +356,7 @@ def text(report, width=WIDTH, color=False):
     lines.append("")
     if rest:
         lines.append(paint(_wrap("%s not explained by a root cause: %s (detail below)" % (
-            _plural(len(rest), "error finding"), ", ".join("%s %s" % (c, f.get("id")) for c, _i, f in rest)),
-            width, "", "    "), "1;33"))
+            _plural(len(rest), "error finding"), _id_counts(rest)), width, "", "    "), "1;33"))
         lines.append("")
     lines.append(paint("Checks", "1"))
     for check in check_names(report):

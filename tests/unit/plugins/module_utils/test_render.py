@@ -576,3 +576,15 @@ def test_failed_check_message_keeps_its_lines_up_to_a_bound():
     assert lines[at + 1:at + 4] == ["  FAIL dns                dns: the probe pods did not start",
                                     "       dns: the probe pods did not start", "       line 0"]
     assert lines[at + 13:] == ["       line 10", "       ... 9 more line(s) in the JSON report"]
+
+
+def test_unexplained_line_counts_ids_per_check():
+    report = reports.broken_report(causes=False)
+    lines = r.text(report).splitlines()
+    assert lines[0] == "validate: no root cause; %d error findings unexplained" % (N_CAUSE1 + N_IMG)
+    ids = [f["id"] for f in report["checks"]["node_reachability"]["findings"]]
+    reach = ", ".join("%s x%d" % (i, ids.count(i)) for i in dict.fromkeys(ids))
+    expected = ("%d error findings not explained by a root cause: sg_audit SG_NO_SELF_REF, ENCAP_BLOCKED x2; "
+                "node_reachability %s; dns DNS_POD_UNREACHABLE x%d; image_arch IMAGE_ARCH_MISMATCH (detail below)"
+                % (N_CAUSE1 + N_IMG, reach, N_DNS))
+    assert " ".join(" ".join(lines[3:lines.index("Checks")]).split()) == expected
