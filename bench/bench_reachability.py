@@ -1,4 +1,4 @@
-"""Wall time of the full node-to-node matrix (validate_network reachability phases through
+"""Wall time of the full node-to-node matrix (validate_network reachability: one node_probe task per node, through
 ansible-playbook) on N lab nodes (network namespaces, real kernel, iptables SG).
 
 Usage (root): .venv/bin/python bench/bench_reachability.py [N ...] [--seed]

@@ -246,6 +246,12 @@ images:
     error:
       description: Error text when the image could not be resolved.
       type: str
+evidence:
+  description: What the check saw, for the diagnosis (C(images) with ref, platforms, kind index/manifest, node_arches).
+  returned: always
+  type: dict
+  sample: {"images": [{"ref": "127.0.0.1:5000/marketplace:v1", "platforms": ["linux/arm64"], "kind": "index",
+                       "node_arches": ["amd64"]}]}
 node_arches:
   description: Normalised node architectures the images were checked against.
   returned: always
@@ -376,6 +382,10 @@ def run(module):
         "node_arches": sorted(nodes_by_arch),
         "workloads": [w["id"] for w in workloads],
     }
+    result["evidence"] = {"images": [
+        {"ref": r.get("image"), "platforms": r.get("platforms") or [],
+         "kind": "index" if ("index" in (r.get("media_type") or "") or "list" in (r.get("media_type") or ""))
+         else "manifest", "node_arches": sorted(nodes_by_arch)} for r in report]}
     ok_text = "%d image(s) offer a platform for every node architecture" % len(report)
     result["msg"] = summary_message(CHECK, findings, ok_text)
     if errors(findings) and p["fail_on_findings"]:

@@ -23,7 +23,7 @@ description:
     (encapsulation None, or CrossSubnet between nodes of one subnet).
   - C(EGRESS_443), egress tcp 443 is closed.
   - C(SG_OPEN_WORLD) (warning), SSH (22) or the Kubernetes API (6443) is open to 0.0.0.0/0 or ::/0.
-  - Fails when an error finding exists, passes with the warnings otherwise.
+  - Fails when an error finding exists (unless I(fail_on_findings=false)), passes with the warnings otherwise.
 author:
   - kubeadm_ec2 maintainers (@kubeadm-ec2)
 options:
@@ -51,6 +51,10 @@ options:
   context:
     description: Context of I(kubeconfig) to use.
     type: str
+  fail_on_findings:
+    description: Fail when an error finding exists (false only reports them, for a caller that collects every check).
+    type: bool
+    default: true
 extends_documentation_fragment:
   - amazon.aws.common.modules
   - amazon.aws.region.modules
@@ -59,7 +63,7 @@ notes:
   - Supports check mode, the module only reads.
   - Uses C(DescribeInstances) and C(DescribeSecurityGroups).
 seealso:
-  - module: kubeadm_ec2.cluster.node_reachability
+  - module: kubeadm_ec2.cluster.node_probe
 """
 
 EXAMPLES = r"""
@@ -117,6 +121,14 @@ calico_encapsulation:
   returned: always
   type: str
   sample: IPIP
+evidence:
+  description:
+    - What the audit saw, for the diagnosis. C(groups) are the security groups as EC2 returns them
+      (C(GroupId), C(IpPermissions), C(IpPermissionsEgress)), C(instances) the nodes (id, name,
+      private_ip, subnet_id, security_groups, source_dest_check, arch).
+  returned: always
+  type: dict
+  sample: {"groups": [], "instances": [], "node_sg_id": "sg-0abc", "encapsulation": "IPIP"}
 calico_encapsulation_source:
   description: Where the encapsulation came from (C(parameter) or the IPPools read from the cluster).
   returned: always
@@ -174,6 +186,28 @@ def read_encapsulation(module):
     return mode, text
 
 
+def _tag(inst, key):
+    for tag in inst.get("Tags", []) or []:
+        if tag.get("Key") == key:
+            return tag.get("Value") or ""
+    return ""
+
+
+def evidence(instances, groups, encap):
+    """The audit's observations in the check-result evidence shape (plain JSON)."""
+    keep = ("GroupId", "GroupName", "VpcId", "IpPermissions", "IpPermissionsEgress")
+    return {
+        "groups": [dict((k, g[k]) for k in keep if k in g) for _gid, g in sorted(groups.items())],
+        "instances": [{"id": i["InstanceId"], "name": _tag(i, "Name"), "private_ip": i.get("PrivateIpAddress", ""),
+                       "subnet_id": i.get("SubnetId", ""),
+                       "security_groups": [g["GroupId"] for g in i.get("SecurityGroups", [])],
+                       "source_dest_check": i.get("SourceDestCheck", True),
+                       "arch": i.get("Architecture", "")} for i in instances],
+        "node_sg_id": sgcheck.node_sg_id(instances) if instances else "",
+        "encapsulation": encap,
+    }
+
+
 def main():
     module = AnsibleAWSModule(
         argument_spec=dict(
@@ -182,6 +216,7 @@ def main():
             calico_encapsulation=dict(type="str", default="IPIP", choices=list(sgcheck.ENCAPSULATIONS)),
             kubeconfig=dict(type="path"),
             context=dict(type="str"),
+            fail_on_findings=dict(type="bool", default=True),
         ),
         required_one_of=[("instance_ids", "filters")],
         supports_check_mode=True,
@@ -216,8 +251,9 @@ def main():
         len(instances), ", ".join(group_ids), encap)
     result = dict(findings=findings, instances=summary, security_groups=group_ids, calico_encapsulation=encap,
                   calico_encapsulation_source=source)
+    result["evidence"] = evidence(instances, groups, encap)
     msg = summary_message("sg_audit", findings, ok_text)
-    if errors(findings):
+    if errors(findings) and module.params["fail_on_findings"]:
         module.fail_json(msg=msg, **result)
     module.exit_json(changed=False, msg=msg, **result)
 

@@ -99,10 +99,14 @@ def status_word(out, status):
     return {"passed": out.c("PASS", "1;32"), "failed": out.c("FAIL", "1;31")}.get(status, out.c(status.upper(), "33"))
 
 
-def print_report(out, title, report):
+def print_report(out, title, report, full=None):
     print()
     print(out.c("== %s" % title, "1"))
-    for check in ("sg_audit", "node_reachability", "dns", "image_arch"):
+    if full:
+        print("  %s" % out.c(full.get("headline", ""), "1"))
+        for cause in full.get("root_causes") or []:
+            print("  %s %s" % (out.c("cause:", "1;33"), cause.get("title", cause.get("id"))))
+    for check in report:
         res = report.get(check, {})
         findings = res.get("findings", [])
         errs = [f for f in findings if f.get("severity") == "error"]
@@ -155,7 +159,8 @@ class Demo:
         self.work = workdir
         self.log = keep_log or os.path.join(workdir, "ansible.log")
         self.timings = {}
-        self.reports = {}
+        self.reports = {}  # name -> {check: check result}
+        self.full_reports = {}  # name -> the report file as validate.yml wrote it
 
     # -- pieces -------------------------------------------------------------------------------
     def provision(self, moto, self_reference):
@@ -251,22 +256,23 @@ class Demo:
             raise DemoError("validate.yml wrote no report (rc=%d), see %s:\n%s" % (rc, self.log, text[-4000:]))
         with open(report_file) as fh:
             report = json.load(fh)
-        return rc, report, wall
+        return rc, report.get("checks", {}), report, wall
 
     def validate_step(self, started, lab, name, judge, title, done_text):
         """Run validate.yml, judge its report (a list of problems), print the report; True when as expected."""
-        rc, report, wall = self.validate(*lab, name=name)
+        rc, report, full, wall = self.validate(*lab, name=name)
         self.timings["validate_" + name] = wall
         self.reports[name] = report
+        self.full_reports[name] = full
         problems = judge(report)
         if (rc == 0) != (name == "fixed"):
             problems.append("validate.yml exited %d on the %s cluster" % (rc, name))
         if problems:
             self.out.fail("\n".join(problems))
-            print_report(self.out, title, report)
+            print_report(self.out, title, report, full)
             return False
         self.out.done(started, "%s in %.1fs" % (done_text, wall))
-        print_report(self.out, title, report)
+        print_report(self.out, title, report, full)
         print()
         return True
 
@@ -366,7 +372,8 @@ def main(argv=None):
     finally:
         if opts.json:
             with open(opts.json, "w") as fh:
-                json.dump({"timings": demo.timings, "reports": demo.reports}, fh, indent=1)
+                json.dump({"timings": demo.timings, "reports": demo.reports, "full_reports": demo.full_reports},
+                          fh, indent=1)
         if kubelet is not None:
             kubelet.join()
         for thing in (api, dnslab, registry, moto):

@@ -254,8 +254,8 @@ def test_probe_pod_outcomes_and_cleanup(api):
     assert len(deletes) == 6
 
 
-def run_module_directly(args):
-    """Run the module file as Ansible's module debugging does (``python module.py args.json``): no
+def run_module_directly(module, args):
+    """Run a module file as Ansible's module debugging does (``python module.py args.json``): no
     ansible-playbook start-up, the same AnsibleModule argument handling."""
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     tmp = tempfile.mkdtemp(prefix="kdnsargs-")
@@ -263,21 +263,24 @@ def run_module_directly(args):
     with open(path, "w") as fh:
         json.dump({"ANSIBLE_MODULE_ARGS": args}, fh)
     env = dict(os.environ, PYTHONPATH=os.path.join(root, ".collections"))
-    return subprocess.Popen([sys.executable, os.path.join(root, "plugins", "modules", "dns_check.py"), path],
+    return subprocess.Popen([sys.executable, os.path.join(root, "plugins", "modules", module + ".py"), path],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
 
 
 def test_bad_input_names_the_parameter():
+    svc = {"service_ip": "10.96.0.10"}
     cases = [
-        ({"mode": "host", "timeout": -1}, "timeout must be > 0"),
-        ({"mode": "host", "service_ip": "not-an-ip"}, "service_ip must be an IP address"),
-        ({"mode": "host", "names": [" "]}, "names: empty name"),
-        ({"mode": "host", "port": 70000}, "port must be 1-65535"),
-        ({"mode": "bogus"}, "value of mode must be one of"),
-        ({"mode": "cluster", "kubeconfig": "/nonexistent/kubeconfig"}, "cannot load kubeconfig /nonexistent/kubeconfig"),
+        ("node_probe", {"node": "n1", "dns": dict(svc, timeout=-1)}, "dns.timeout must be > 0"),
+        ("node_probe", {"node": "n1", "dns": {"service_ip": "not-an-ip"}}, "dns.service_ip must be an IP address"),
+        ("node_probe", {"node": "n1", "dns": dict(svc, names=[" "])}, "dns.names: empty name"),
+        ("node_probe", {"node": "n1", "dns": dict(svc, port=70000)}, "dns.port must be 1-65535"),
+        # no part selected: the module has one action, it refuses to do nothing
+        ("node_probe", {"node": "n1"}, "one of the following is required: reachability, dns"),
+        ("dns_cluster_info", {"kubeconfig": "/nonexistent/kubeconfig"}, "cannot load kubeconfig /nonexistent/kubeconfig"),
+        ("dns_probe_pods", {"probe_timeout": 0}, "probe_timeout must be > 0"),
     ]
-    procs = [run_module_directly(case[0]) for case in cases]
-    for (args, expected), proc in zip(cases, procs):
+    procs = [run_module_directly(case[0], case[1]) for case in cases]
+    for (_module, args, expected), proc in zip(cases, procs):
         out = proc.communicate(timeout=60)[0]
         result = json.loads(out[out.index("{"):])
         assert result.get("failed") is True, (args, out)
@@ -290,15 +293,19 @@ def test_bad_input_and_unreachable_api_through_ansible():
     kubeconfig = fake.write_kubeconfig(os.path.join(tmp, "kubeconfig"))
     fake.stop()  # nothing listens there any more
     cases = [
-        ({"mode": "host", "endpoints": [{"ip": "x", "node": "node1"}]}, "endpoints[0].ip must be an IP address"),
-        ({"mode": "cluster", "kubeconfig": kubeconfig, "api_timeout": 2},
-         "dns_check (cluster mode): read service kube-system/kube-dns failed: cannot reach the Kubernetes API"),
+        ({"node": "node1", "dns": {"service_ip": "10.96.0.10", "endpoints": [{"ip": "x", "node": "node1"}]}},
+         "dns.endpoints[0].ip must be an IP address"),
+        ({"kubeconfig": kubeconfig, "api_timeout": 2},
+         "dns_check (cluster reads): read service kube-system/kube-dns failed: cannot reach the Kubernetes API"),
     ]
-    rc, res, _wall, out, _report = run_playbook("dns_bad_input.yml", localhost_inventory(),
-                                                {"dns_bad_cases": [c[0] for c in cases]},
-                                                result_task="Run one bad case")
+    rc, _res, _wall, out, report = run_playbook("dns_bad_input.yml", localhost_inventory(),
+                                                {"dns_bad_node_cases": [cases[0][0]],
+                                                 "dns_bad_cluster_cases": [cases[1][0]]},
+                                                result_task=None)
     assert rc == 0, out
-    msgs = [r.get("msg", "") for r in res["results"]]
+    from tests.lab.dnslab import task_results
+    msgs = [r.get("msg", "") for task in ("Run one bad node_probe case", "Run one bad dns_cluster_info case")
+            for r in task_results(report, task)["localhost"]["results"]]
     assert len(msgs) == len(cases)
     for (case, expected), msg in zip(cases, msgs):
         assert expected in msg, (case, msg)

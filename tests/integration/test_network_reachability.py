@@ -34,7 +34,6 @@ def run_reachability(lab, extra_vars=None, control_planes=1, timeout=300):
                                   control_planes=control_planes)
         evars = {
             "validate_network_become": False,
-            "validate_network_state_dir": tmp,
             "validate_network_probe_timeout": 2.0,
         }
         evars.update(extra_vars or {})

@@ -1,0 +1,128 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to kubeadm_ec2.cluster
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The validate report: every check result -> root causes, the report JSON (and HTML, JUnit), the text."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+import os
+import tempfile
+
+from ansible.errors import AnsibleError
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis import checks as checklib
+from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis.findings import format_finding
+
+try:  # the diagnosis and the renderers land separately; until then the report has no causes / plain text
+    from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis.diagnosis import diagnose
+except ImportError:  # pragma: no cover
+    def diagnose(checks):  # pylint: disable=unused-argument
+        return []
+
+try:
+    from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis import render
+except ImportError:  # pragma: no cover
+    render = None
+
+ARGS = dict(
+    checks=dict(type="dict", default={}),
+    order=dict(type="list", elements="str", required=True),
+    enabled=dict(type="list", elements="str", required=True),
+    report_file=dict(type="path"),
+    html_file=dict(type="path"),
+    junit_file=dict(type="path"),
+    fail_on_errors=dict(type="bool", default=True),
+)
+
+
+def collect_checks(order, enabled, results):
+    """{name: check result} in ``order``: missing enabled checks count as failed, others as skipped."""
+    out = {}
+    for name in order:
+        res = results.get(name)
+        if name not in enabled:
+            out[name] = checklib.skipped()
+        elif not isinstance(res, dict) or not res:
+            out[name] = checklib.check_result(status=checklib.FAILED, msg="%s: the check left no result" % name)
+        elif "status" in res and "findings" in res:
+            out[name] = checklib.check_result(res.get("findings"), res.get("msg"), res.get("evidence"),
+                                              status=res.get("status"))
+        else:
+            out[name] = checklib.from_task_result(res)
+    return out
+
+
+def plain_text(report):
+    """Text of the report when the renderer is not there (one line per check, the error findings)."""
+    lines = ["validate: %s" % report["headline"]]
+    for cause in report["root_causes"]:
+        lines.append("cause: %s (%s)" % (cause.get("title"), cause.get("confidence")))
+        fix = cause.get("fix") or {}
+        if fix.get("cli"):
+            lines.append("    fix: %s" % fix["cli"])
+    for name, res in report["checks"].items():
+        lines.append("%-6s %s" % (res["status"].upper(), name))
+        errs = [f for f in res["findings"] if f.get("severity") == "error"]
+        for f in errs:
+            lines.append("  " + format_finding(f).replace("\n", "\n  "))
+        if res["status"] == checklib.FAILED and not errs and res["msg"]:
+            lines.append("  " + res["msg"].replace("\n", "\n  "))
+    return "\n".join(lines)
+
+
+def write_atomic(path, text):
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".validate-report-", dir=directory)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.chmod(tmp, 0o644)
+        os.rename(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _requires_connection = False
+
+    def run(self, tmp=None, task_vars=None):
+        result = super(ActionModule, self).run(tmp, task_vars)
+        _spec, args = self.validate_argument_spec(argument_spec=ARGS)
+        unknown = [n for n in args["enabled"] if n not in args["order"]]
+        if unknown:
+            raise AnsibleError("validate_checks may only name %s; got unknown %s"
+                               % (", ".join(args["order"]), ", ".join(unknown)))
+        checks = collect_checks(args["order"], args["enabled"], args["checks"])
+        try:
+            causes = diagnose(checks)
+        except Exception as exc:  # a diagnosis bug must not cost the report  # pylint: disable=broad-except
+            causes = []
+            result["diagnosis_error"] = "%s: %s" % (type(exc).__name__, exc)
+        report = checklib.build_report(checks, causes)
+        text = render.text(report) if render is not None and hasattr(render, "text") else plain_text(report)
+        written = []
+        outputs = (("report_file", lambda r: json.dumps(r, indent=2, sort_keys=False) + "\n"),
+                   ("html_file", getattr(render, "html", None)), ("junit_file", getattr(render, "junit", None)))
+        for key, fmt in outputs:
+            if args[key]:
+                if fmt is None:
+                    result.setdefault("warnings", []).append("%s: the renderer is not available, not written" % key)
+                    continue
+                write_atomic(args[key], fmt(report))
+                written.append(args[key])
+        errs = checklib.error_refs(checks)
+        failed = [n for n, c in checks.items() if c["status"] == checklib.FAILED]
+        result.update(changed=False, msg=text, headline=report["headline"], failed_checks=failed, errors=len(errs),
+                      root_causes=len(causes), files=written,
+                      statuses=dict((n, c["status"]) for n, c in checks.items()))
+        result["_ansible_verbose_always"] = True
+        if failed and args["fail_on_errors"]:
+            result["failed"] = True
+        return result
