@@ -14,7 +14,8 @@ import time
 from ansible.plugins.action import ActionBase
 
 ARGS = dict(
-    jid=dict(type="str", required=True),
+    job=dict(type="dict"),
+    jid=dict(type="str"),
     timeout=dict(type="float", default=60.0),
     interval=dict(type="float", default=0.1),
     cleanup=dict(type="bool", default=True),
@@ -42,7 +43,20 @@ class ActionModule(ActionBase):
     def run(self, tmp=None, task_vars=None):
         result = super(ActionModule, self).run(tmp, task_vars)
         _spec, args = self.validate_argument_spec(argument_spec=ARGS)
-        jid = args["jid"]
+        job = args["job"]
+        if job is not None and not job.get("ansible_job_id"):
+            # the task ran in the foreground (async 0) or was skipped: its result, as a finished job
+            out = dict(job)
+            failed = bool(out.pop("failed", False))
+            for key in ("changed", "invocation", "_ansible_no_log"):
+                out.pop(key, None)
+            result.update(out)
+            result.update(changed=False, finished=not out.get("skipped"), job_failed=failed)
+            return result
+        jid = args["jid"] or (job or {}).get("ansible_job_id")
+        if not jid:
+            result.update(failed=True, msg="job_wait: give jid or job")
+            return result
         deadline = time.time() + args["timeout"]
         async_dir = self.get_shell_option("async_dir", default="~/.ansible_async")
         finished, data = False, None

@@ -25,10 +25,15 @@ description:
 author:
   - kubeadm_ec2 maintainers (@kubeadm-ec2)
 options:
+  job:
+    description:
+      - The registered result of the task that may have started the job. Without C(ansible_job_id)
+        (the task ran in the foreground with C(async=0), or was skipped) it is returned as it is.
+      - One of I(job) and I(jid) is required.
+    type: dict
   jid:
     description: The job id (C(ansible_job_id) of the registered async task).
     type: str
-    required: true
   timeout:
     description: Seconds to wait at most.
     type: float
@@ -53,7 +58,7 @@ EXAMPLES = r"""
 
 - name: Wait for it
   kubeadm_ec2.cluster.job_wait:
-    jid: "{{ audit_job.ansible_job_id }}"
+    job: "{{ audit_job }}"
     timeout: 120
   register: audit
 """

@@ -80,6 +80,8 @@ ENTRIES = {
     "PATH_BLOCKED": dict(kind=CAUSE, title="An application path is blocked", role_var=""),
     "NETPOL_NOT_ENFORCED": dict(kind=CAUSE, title="NetworkPolicies are not enforced (the CNI does not implement "
                                                   "them)", role_var=""),
+    # validate: the Kubernetes API reads
+    "API_UNREACHABLE": dict(kind=CAUSE, title="The Kubernetes API does not answer", role_var=""),
     # causes only the diagnosis infers
     "BLOCKED_OUTSIDE_SG": dict(kind=DIAGNOSIS,
                                title="Traffic the security group allows is dropped outside it (network ACL or host "
