@@ -51,15 +51,9 @@ def node_report(result):
 
 
 def evidence(nodes, control_planes, matrix, findings, ephemeral_port):
-    rows = []
-    for (src, dst, check), (status, detail) in sorted(matrix.items()):
-        proto, port = reach.CHECKS[check][0], reach.CHECKS[check][1]
-        if check == "ephemeral":
-            port = ephemeral_port
-        rows.append({"src": src, "dst": dst, "check": check, "proto": proto, "port": port,
-                     "ok": status == "ok", "status": status, "reason": detail})
     unreachable = sorted(f["details"]["node"] for f in findings if f["id"] == "NODE_UNREACHABLE")
-    return {"nodes": dict(nodes), "control_planes": list(control_planes), "matrix": rows, "unreachable": unreachable}
+    return {"nodes": dict(nodes), "control_planes": list(control_planes),
+            "matrix": reach.matrix_rows(nodes, matrix, ephemeral_port), "unreachable": unreachable}
 
 
 def analyse(args):

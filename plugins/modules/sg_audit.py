@@ -186,28 +186,6 @@ def read_encapsulation(module):
     return mode, text
 
 
-def _tag(inst, key):
-    for tag in inst.get("Tags", []) or []:
-        if tag.get("Key") == key:
-            return tag.get("Value") or ""
-    return ""
-
-
-def evidence(instances, groups, encap):
-    """The audit's observations in the check-result evidence shape (plain JSON)."""
-    keep = ("GroupId", "GroupName", "VpcId", "IpPermissions", "IpPermissionsEgress")
-    return {
-        "groups": [dict((k, g[k]) for k in keep if k in g) for _gid, g in sorted(groups.items())],
-        "instances": [{"id": i["InstanceId"], "name": _tag(i, "Name"), "private_ip": i.get("PrivateIpAddress", ""),
-                       "subnet_id": i.get("SubnetId", ""),
-                       "security_groups": [g["GroupId"] for g in i.get("SecurityGroups", [])],
-                       "source_dest_check": i.get("SourceDestCheck", True),
-                       "arch": i.get("Architecture", "")} for i in instances],
-        "node_sg_id": sgcheck.node_sg_id(instances) if instances else "",
-        "encapsulation": encap,
-    }
-
-
 def main():
     module = AnsibleAWSModule(
         argument_spec=dict(
@@ -251,7 +229,7 @@ def main():
         len(instances), ", ".join(group_ids), encap)
     result = dict(findings=findings, instances=summary, security_groups=group_ids, calico_encapsulation=encap,
                   calico_encapsulation_source=source)
-    result["evidence"] = evidence(instances, groups, encap)
+    result["evidence"] = sgcheck.evidence(instances, groups, encap)
     msg = summary_message("sg_audit", findings, ok_text)
     if errors(findings) and module.params["fail_on_findings"]:
         module.fail_json(msg=msg, **result)
