@@ -10,7 +10,6 @@ report file must still be written:
 import os
 import shutil
 import socket
-import subprocess
 import threading
 import time
 
