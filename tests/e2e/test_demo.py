@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis import diagnosis
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the demo needs root (network namespaces)")
@@ -25,7 +27,8 @@ def _children():
 def test_demo_tells_the_story(tmp_path):
     before_ns, before_procs = _namespaces(), _children()
     report = tmp_path / "demo.json"
-    proc = subprocess.run([sys.executable, "-m", "tests.demo.run", "--no-color", "--json", str(report)],
+    proc = subprocess.run([sys.executable, "-m", "tests.demo.run", "--no-color", "--json", str(report),
+                           "--repeat-broken", "3"],
                           cwd=ROOT, capture_output=True, text=True, timeout=1500, check=False)
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
     data = json.loads(report.read_text())
@@ -46,6 +49,24 @@ def test_demo_tells_the_story(tmp_path):
     # after the fixes, every check passes
     assert {check: res["status"] for check, res in fixed.items()} == dict.fromkeys(
         ["sg_audit", "node_reachability", "dns", "image_arch"], "passed")
+    # the diagnosis, three times over the same broken cluster: exactly the two causes each time (the SG's
+    # missing self-reference, the arm64-only image), every error finding explained by one of them and
+    # none contradicting another check's evidence, whichever CoreDNS pod each probe reached
+    full = data["full_reports"]
+    for name in ("broken", "broken-2", "broken-3"):
+        rep = full[name]
+        assert [c["id"] for c in rep["root_causes"]] == ["SG_NO_SELF_REF", "IMAGE_ARCH_MISMATCH"], (name, rep["headline"])
+        assert rep["unexplained"] == [], (name, rep["unexplained"])
+        assert diagnosis.contradictions(rep["checks"]) == [], name
+        assert rep["root_causes"] == diagnosis.diagnose(rep["checks"]), name
+        assert rep["headline"].startswith("2 root causes explain "), rep["headline"]
+        sg_cause = rep["root_causes"][0]
+        assert sg_cause["confidence"] == "certain"
+        assert "ec2_network_sg_self_reference: true" == sg_cause["fix"]["role_var"]
+        assert {"SG_NO_SELF_REF", "NODE_PORT_BLOCKED", "DNS_POD_UNREACHABLE"} <= {e["id"] for e in sg_cause["explains"]}
+    # the fixed cluster: no cause at all
+    assert full["fixed"]["root_causes"] == [] and full["fixed"]["unexplained"] == []
+    assert full["fixed"]["headline"] == "healthy"
     assert "The story holds" in proc.stdout
     # nothing left behind
     assert _namespaces() <= before_ns
