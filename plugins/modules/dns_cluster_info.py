@@ -19,19 +19,11 @@ description:
     and the findings the API alone supports (DNS_NO_ENDPOINTS, COREDNS_NOT_READY, NETPOL_BLOCKS_DNS,
     SVC_NO_ENDPOINTS). M(kubeadm_ec2.cluster.dns_report) combines them with the node and pod results.
   - Reports only, it does not fail on findings.
+extends_documentation_fragment:
+  - kubeadm_ec2.cluster.k8s_auth
 author:
   - kubeadm_ec2 maintainers (@kubeadm-ec2)
 options:
-  kubeconfig:
-    description: Path to a kubeconfig; default is the usual kubeconfig lookup.
-    type: path
-  context:
-    description: The kubeconfig context to use.
-    type: str
-  api_timeout:
-    description: Timeout in seconds of each Kubernetes API request.
-    type: float
-    default: 10.0
   cluster_domain:
     description: The cluster DNS domain.
     type: str
@@ -109,9 +101,7 @@ CHECK = "dns_check"
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            kubeconfig=dict(type="path"),
-            context=dict(type="str"),
-            api_timeout=dict(type="float", default=10.0),
+            k8s.AUTH_ARGUMENT_SPEC,
             cluster_domain=dict(type="str", default="cluster.local"),
             dns_namespace=dict(type="str", default="kube-system"),
             dns_service=dict(type="str", default="kube-dns"),

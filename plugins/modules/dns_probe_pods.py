@@ -18,19 +18,11 @@ description:
     message, which the API serves even when kubelet logs (port 10250) are unreachable.
   - The wait is bounded by I(probe_timeout) and the probe pods are always deleted.
     M(kubeadm_ec2.cluster.dns_report) turns the results into findings.
+extends_documentation_fragment:
+  - kubeadm_ec2.cluster.k8s_auth
 author:
   - kubeadm_ec2 maintainers (@kubeadm-ec2)
 options:
-  kubeconfig:
-    description: Path to a kubeconfig; default is the usual kubeconfig lookup.
-    type: path
-  context:
-    description: The kubeconfig context to use.
-    type: str
-  api_timeout:
-    description: Timeout in seconds of each Kubernetes API request.
-    type: float
-    default: 10.0
   cluster_domain:
     description: The cluster DNS domain.
     type: str
@@ -119,9 +111,7 @@ CHECK = "dns_check"
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            kubeconfig=dict(type="path"),
-            context=dict(type="str"),
-            api_timeout=dict(type="float", default=10.0),
+            k8s.AUTH_ARGUMENT_SPEC,
             cluster_domain=dict(type="str", default="cluster.local"),
             names=dict(type="list", elements="str", default=[]),
             external_name=dict(type="str"),

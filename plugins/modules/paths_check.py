@@ -25,6 +25,8 @@ description:
     else skipped (static verdicts only).
   - Returns the C(paths) check result (C(status), C(msg), C(findings), C(evidence)); one C(PATH_BLOCKED)
     finding per blocked path names the layer, the deciding object and a fix ready to apply.
+extends_documentation_fragment:
+  - kubeadm_ec2.cluster.k8s_auth
 author:
   - kubeadm_ec2 maintainers (@kubeadm-ec2)
 options:
@@ -40,16 +42,6 @@ options:
     description: The name bad input is reported under (the role passes C(validate_paths)).
     type: str
     default: paths
-  kubeconfig:
-    description: Path to a kubeconfig; default is the usual kubeconfig lookup.
-    type: path
-  context:
-    description: The kubeconfig context to use.
-    type: str
-  api_timeout:
-    description: Timeout in seconds of each Kubernetes API request.
-    type: float
-    default: 10.0
   cluster_domain:
     description: The cluster DNS domain.
     type: str

@@ -22,6 +22,8 @@ description:
   - Check mode starts no pod.
   - Give the result (C(probe_results)) to M(kubeadm_ec2.cluster.paths_check), which merges it with the
     static verdicts.
+extends_documentation_fragment:
+  - kubeadm_ec2.cluster.k8s_auth
 author:
   - kubeadm_ec2 maintainers (@kubeadm-ec2)
 options:
@@ -34,16 +36,6 @@ options:
     description: The name bad input is reported under.
     type: str
     default: paths
-  kubeconfig:
-    description: Path to a kubeconfig; default is the usual kubeconfig lookup.
-    type: path
-  context:
-    description: The kubeconfig context to use.
-    type: str
-  api_timeout:
-    description: Timeout in seconds of each Kubernetes API request.
-    type: float
-    default: 10.0
   cluster_domain:
     description: The cluster DNS domain.
     type: str

@@ -81,6 +81,14 @@ def describe_error(exc, what="Kubernetes API call"):
     return "%s failed: %s: %s" % (what, type(exc).__name__, exc)
 
 
+# The access options of every module that reads the cluster (documented once in doc_fragments/k8s_auth.py).
+AUTH_ARGUMENT_SPEC = dict(
+    kubeconfig=dict(type="path"),
+    context=dict(type="str"),
+    api_timeout=dict(type="float", default=10.0),
+)
+
+
 def api_client(kubeconfig=None, context=None, retries=1):
     """Build an ``ApiClient``; raises K8sError with a clear message."""
     if not HAS_KUBERNETES:

@@ -16,7 +16,7 @@ __metaclass__ = type
 import time
 
 from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis import paths as pathcheck
-from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.probes.k8s import K8sError
+from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.probes.k8s import AUTH_ARGUMENT_SPEC, K8sError
 
 READS = (
     ("namespaces", "/api/v1/namespaces"),
@@ -30,11 +30,9 @@ READS = (
 )
 # The options paths_check and paths_probe share (the paths and how to reach the API).
 ARGUMENT_SPEC = dict(
+    AUTH_ARGUMENT_SPEC,
     paths=dict(type="list", elements="dict", required=True),
     paths_var=dict(type="str", default="paths"),
-    kubeconfig=dict(type="path"),
-    context=dict(type="str"),
-    api_timeout=dict(type="float", default=10.0),
     cluster_domain=dict(type="str", default="cluster.local"),
 )
 FATAL_WAITING = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "CreateContainerConfigError",
