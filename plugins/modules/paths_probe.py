@@ -76,6 +76,7 @@ probe_results:
   sample:
     - index: 0
       pod: shop/path-probe-0-x7k2p
+      node: node2
       outcome: finished
       detail: Succeeded
       results: {dns: {status: ok, answer: 10.96.12.7}, connect: {status: ok}}

@@ -22,7 +22,9 @@ Rules, in order (a finding explained by an earlier cause is not made a cause of 
      - allowed by it -> BLOCKED_OUTSIDE_SG (network ACL or host firewall), never the self-reference;
      - no security group data -> NODE_PORTS_BLOCKED (likely), naming both places to look.
      DNS_POD_UNREACHABLE, DNS_LOOKUP_FAILED and pod-path failures are explained by the cause of the
-     node pair that carries them, when that pair is blocked.
+     node pair that carries them, when that pair is blocked. A path finding (details src_node,
+     dst_node/dst_nodes, protocol, port) is, when a probe saw it time out; a verdict from the cluster
+     objects (``observed_by: objects``: NetworkPolicy, Service endpoints, targetPort) never is.
   2. NODE_UNREACHABLE: one cause per node; explains the DNS and pod-path failures towards it.
   3. CoreDNS: the loop (not ready + loop) -> COREDNS_LOOP, which explains DNS_NO_ENDPOINTS when no
      pod is ready; else DNS_NO_ENDPOINTS and COREDNS_NOT_READY stay single causes.
@@ -217,10 +219,9 @@ def _pod_refs(ctx, pairs, kind, taken):
             continue
         d = f.get("details") or {}
         if c == "paths":
-            if d.get("src_node") and d.get("dst_node") and d["src_node"] != d["dst_node"]:
-                traffic = (str(d.get("protocol") or "tcp").lower(), d.get("port"))
-                if _pair_kind(ctx, pairs, d["src_node"], d["dst_node"], traffic) == kind:
-                    refs.append(_ref(c, i, f))
+            traffic = (str(d.get("protocol") or "tcp").lower(), d.get("port"))
+            if any(_pair_kind(ctx, pairs, d["src_node"], dst, traffic) == kind for dst in _path_pairs(d)):
+                refs.append(_ref(c, i, f))
         elif f["id"] == "DNS_POD_UNREACHABLE" and d.get("src") and d.get("dst") and d["src"] != d["dst"]:
             if _pair_kind(ctx, pairs, d["src"], d["dst"], DNS_TRAFFIC) == kind:
                 refs.append(_ref(c, i, f))
@@ -231,6 +232,16 @@ def _pod_refs(ctx, pairs, kind, taken):
             if any(_pair_kind(ctx, pairs, node, e, DNS_TRAFFIC) == kind for e in remote):
                 refs.append(_ref(c, i, f))
     return refs
+
+
+def _path_pairs(d):
+    """The destination nodes on other nodes than the source of a paths finding whose failure a node pair
+    can explain: a live timeout, never a verdict from the cluster objects (a NetworkPolicy, a Service
+    without endpoints or a wrong targetPort is its own cause) nor a refused connection (it arrived)."""
+    if d.get("observed_by") == "objects" or d.get("probe_status") in ("refused", "nxdomain", "ok"):
+        return []
+    src = d.get("src_node")
+    return [n for n in d.get("dst_nodes") or [d.get("dst_node")] if src and n and n != src]
 
 
 def _rule_pairs(ctx, taken):
@@ -338,7 +349,7 @@ def _rule_dead_nodes(ctx, taken):
                 continue
             if g["id"] == "DNS_POD_UNREACHABLE" and node in (d.get("src"), d.get("dst")) or \
                     g["id"] in ("DNS_PROBE_FAILED", "DNS_LOOKUP_FAILED") and g.get("where") == node or \
-                    c2 == "paths" and node in (d.get("src_node"), d.get("dst_node")):
+                    c2 == "paths" and (node == d.get("src_node") and _path_pairs(d) or node in _path_pairs(d)):
                 refs.append(_ref(c2, i2, g))
         causes.append(_cause("NODE_UNREACHABLE", "%s: %s" % (cat.title("NODE_UNREACHABLE"), node), CERTAIN, refs,
                              ["node_reachability: %s" % f["observed"]], f["remediation"], "",

@@ -147,8 +147,13 @@ def parse_paths(items, objs, var="validate_paths", domain="cluster.local"):
 
 
 # -- layers --------------------------------------------------------------------------------------
-def _layer(status, detail, obj="", fix=""):
-    return {"status": status, "detail": detail, "object": obj, "fix": fix}
+def _layer(status, detail, obj="", fix="", probe=None):
+    """One layer's verdict; ``probe``: the probe pod's own status (timeout, refused, ...) when the verdict is
+    what a probe pod saw rather than what the objects say."""
+    out = {"status": status, "detail": detail, "object": obj, "fix": fix}
+    if probe is not None:
+        out["probe"] = probe
+    return out
 
 
 def _find(objs, kind, ns, name):
@@ -442,14 +447,70 @@ def judge(paths, objs, probe_results=None, dns_namespace="kube-system", dns_serv
                            "workload": path["from"]["workload"]},
                   "to": path["to"], "protocol": path["protocol"].lower(), "layers": layers,
                   "verdict": "blocked" if "failed" in statuses else ("unknown" if "unknown" in statuses else "ok")}
+        probe = None if probe_results is None else probe_results.get(path["index"])
         if probe_results is not None:
-            apply_probe(result, probe_results.get(path["index"]))
+            apply_probe(result, probe)
+        traffic = path_traffic(path, objs, (probe or {}).get("node") or "", dns_namespace, dns_service)
+        connect = layers["connect"]
+        if connect["status"] == "failed" and traffic["path"]["dst_node"]:
+            connect["fix"] = ("see the failing layers above; with every layer ok, check the node path "
+                              "(node_reachability) from %s to %s (%s/%s)" % (
+                                  traffic["path"]["src_node"] or "the probe pod's node",
+                                  ", ".join(traffic["path"]["dst_nodes"]), traffic["path"]["protocol"],
+                                  traffic["path"]["port"]))
         results.append(result)
-        findings.extend(_path_findings(path, result))
+        findings.extend(_path_findings(path, result, traffic))
     return results, findings
 
 
-def _path_findings(path, result):
+def _node_of(pod):
+    return ((pod or {}).get("spec") or {}).get("nodeName") or ""
+
+
+def _order_nodes(nodes, src):
+    """Distinct nodes, the ones other than ``src`` first (the pair a blocked node path would be)."""
+    nodes = sorted({n for n in nodes if n})
+    return [n for n in nodes if n != src] + [n for n in nodes if n == src]
+
+
+def path_traffic(path, objs, probe_node="", dns_namespace="kube-system", dns_service="kube-dns"):
+    """Where a path's packets go, per kind of layer: ``{"dns": traffic, "path": traffic}``, each
+    ``{src_node, dst_node, dst_nodes, protocol, port}``.
+
+    src_node is the probe pod's node, else the node of the first pod of the source workload; ``dns``
+    goes to the CoreDNS pods behind the DNS Service (udp/53), ``path`` to the pods the Service sends the
+    port to (after DNAT, at their numeric targetPort) or to the host. dst_node is the first destination
+    on another node than the source (the node pair a blocked path would cross), dst_nodes all of them."""
+    ns = path["from"]["namespace"]
+    sources = sorted(_node_of(p) for p in _live_pods(objs, ns)
+                     if _node_of(p) and netpol.selector_matches(path["from"]["selector"], _meta(p).get("labels") or {}))
+    src = probe_node or (sources[0] if sources else "")
+    ready_dns = set(_ready_endpoints(objs, dns_namespace, dns_service))
+    dns_pods = [p for p in _live_pods(objs, dns_namespace) if (p.get("status") or {}).get("podIP") in ready_dns]
+    t = path["target"]
+    dsts, port = [], t["port"]
+    svc = _find(objs, "services", t["namespace"], t["name"]) if t["kind"] == "service" else None
+    if svc is not None and (svc.get("spec") or {}).get("type") != "ExternalName":
+        try:
+            backends = netpol.service_backends(svc, objs.get("pods") or [], t["port"], path["protocol"])
+        except ValueError:
+            backends = []
+        ready = set(_ready_endpoints(objs, t["namespace"], t["name"]))
+        chosen = [(p, n) for p, n in backends if (p.get("status") or {}).get("podIP") in ready] or backends
+        dsts = [_node_of(p) for p, _n in chosen]
+        numeric = [n for _p, n in chosen if n]
+        port = numeric[0] if numeric else port
+
+    def one(nodes, proto, number):
+        nodes = _order_nodes(nodes, src)
+        return {"src_node": src, "dst_node": nodes[0] if nodes else "", "dst_nodes": nodes,
+                "protocol": proto, "port": number}
+
+    return {"dns": one([_node_of(p) for p in dns_pods], "udp", 53),
+            "path": one(dsts, path["protocol"].lower(), port)}
+
+
+def _path_findings(path, result, traffic):
     layers, out = result["layers"], []
     where = "%s: %s -> %s" % (path["var"], path["from"]["workload"], path["to"])
     src = "%s %s" % (path["from"]["namespace"], netpol.fmt_selector(path["from"]["selector"]))
@@ -463,13 +524,25 @@ def _path_findings(path, result):
             observed += " (also blocked at: %s)" % ", ".join(failed[1:])
             fix = "\n".join("%d. %s: %s" % (n, name, layers[name]["fix"]) for n, name in enumerate(failed, 1))
         out.append(finding("PATH_BLOCKED", observed, WHY[failed[0]], fix, where=where, path=path["index"],
-                           layer=failed[0], object=layer["object"], failed_layers=failed))
+                           object=layer["object"], failed_layers=failed, **_where_details(failed[0], layer, traffic)))
     if layers["netpol"]["status"] == "not-enforced":
         out.append(finding(
             "NETPOL_NOT_ENFORCED", "%s -> %s/%s: %s" % (src, path["to"], path["protocol"], layers["netpol"]["detail"]),
             "the cluster has NetworkPolicies that would isolate these pods, but the network plugin does not apply "
             "them: the isolation they describe does not exist", layers["netpol"]["fix"], severity=WARNING,
-            where=where, path=path["index"], object=layers["netpol"]["object"]))
+            where=where, path=path["index"], object=layers["netpol"]["object"],
+            **_where_details("netpol", layers["netpol"], traffic)))
+    return out
+
+
+def _where_details(name, layer, traffic):
+    """A path finding's node pair and traffic (for the diagnosis), and who observed the failure:
+    ``observed_by: objects`` (a Service or NetworkPolicy verdict from the cluster objects, which no node
+    pair explains) or ``probe`` with the probe pod's status (``probe_status``: timeout, refused, ...)."""
+    out = dict(traffic["dns" if name == "dns" else "path"], layer=name)
+    out["observed_by"] = "probe" if "probe" in layer else "objects"
+    if "probe" in layer:
+        out["probe_status"] = layer["probe"]
     return out
 
 
@@ -608,7 +681,8 @@ def apply_probe(result, probe):
         where = "probe pod %s" % probe.get("pod")
         if dns["status"] not in ("ok", "skipped") and layers["dns"]["status"] != "failed":
             layers["dns"] = _layer("failed", "the probe could not resolve the name: %s" % dns["status"], where,
-                                   "check cluster DNS from namespace %s (see the dns check)" % result["from"]["namespace"])
+                                   "check cluster DNS from namespace %s (see the dns check)" % result["from"]["namespace"],
+                                   probe=dns["status"])
         elif dns["status"] == "ok" and layers["dns"]["status"] == "unknown":
             layers["dns"] = _layer("ok", "resolved to %s" % dns["answer"], where)
         status = conn["status"]
@@ -629,7 +703,8 @@ def apply_probe(result, probe):
         else:
             layers["connect"] = _layer("failed", "the connection from the source namespace gave %s" % status, where,
                                        "see the failing layers above; with every layer ok, check the node path "
-                                       "(node_reachability) between the source and destination nodes")
+                                       "(node_reachability) between the source and destination nodes",
+                                       probe=status)
     statuses = [layers[name]["status"] for name in LAYERS]
     result["verdict"] = "blocked" if "failed" in statuses else (
         "unknown" if "unknown" in statuses else "ok")

@@ -65,7 +65,8 @@ def pod_outcome(pod):
 def run_probes(api, manifests, run_id, timeout):
     """Create every manifest ({index: pod}), wait up to ``timeout`` seconds, delete them all.
 
-    Returns ({index: {pod, outcome, detail, results}}, [cleanup errors])."""
+    Returns ({index: {pod, node, outcome, detail, results}}, [cleanup errors]); node is where the pod was
+    scheduled ("" if it never was)."""
     created, results, cleanup = {}, {}, []
     deadline = time.monotonic() + timeout
     try:
@@ -87,13 +88,15 @@ def run_probes(api, manifests, run_id, timeout):
                     outcome = pod_outcome(pod)
                     if outcome:
                         results[pending.pop(key)] = {"pod": "%s/%s" % key, "outcome": outcome[0],
-                                                     "detail": outcome[1], "results": outcome[2]}
+                                                     "detail": outcome[1], "results": outcome[2],
+                                                     "node": (pod.get("spec") or {}).get("nodeName") or ""}
             if not pending or time.monotonic() >= deadline:
                 break
             time.sleep(min(1.0, max(0.05, deadline - time.monotonic())))
         for key, index in pending.items():
             phase = ((last.get(key) or {}).get("status") or {}).get("phase") or "unknown"
             results[index] = {"pod": "%s/%s" % key, "outcome": "timeout", "results": {},
+                              "node": ((last.get(key) or {}).get("spec") or {}).get("nodeName") or "",
                               "detail": "did not finish within %.0fs (phase %s)" % (timeout, phase)}
     finally:
         for (ns, name) in created:
