@@ -9,6 +9,7 @@ __metaclass__ = type
 
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis import calico
 from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis import reachability as reach
 from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis.checks import check_result
 from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis.findings import errors, summary_message
@@ -24,6 +25,8 @@ ARGS = dict(
     ephemeral_port=dict(type="int", default=reach.DEFAULT_EPHEMERAL_PORT),
     calico_encapsulation=dict(type="str", default="IPIP", choices=list(reach.ENCAPSULATIONS)),
     security_group_id=dict(type="str"),
+    subnets=dict(type="dict"),
+    subnet_var=dict(type="str", default="subnet_id"),
     fail_on_findings=dict(type="bool", default=True),
 )
 
@@ -50,10 +53,16 @@ def node_report(result):
     return rep
 
 
-def evidence(nodes, control_planes, matrix, findings, ephemeral_port):
+def node_subnets(nodes, subnets):
+    """{node: subnet} for the nodes whose subnet is known (a missing or empty one is left out)."""
+    return dict((name, str(subnets[name])) for name in sorted(nodes) if (subnets or {}).get(name))
+
+
+def evidence(nodes, control_planes, matrix, findings, ephemeral_port, subnets=None):
     unreachable = sorted(f["details"]["node"] for f in findings if f["id"] == "NODE_UNREACHABLE")
     return {"nodes": dict(nodes), "control_planes": list(control_planes),
-            "matrix": reach.matrix_rows(nodes, matrix, ephemeral_port), "unreachable": unreachable}
+            "matrix": reach.matrix_rows(nodes, matrix, ephemeral_port), "unreachable": unreachable,
+            "subnets": dict(subnets or {})}
 
 
 def analyse(args):
@@ -63,9 +72,11 @@ def analyse(args):
     if msg:
         return {"failed": True, "msg": msg}, True
     reports = dict((name, node_report(args["results"].get(name))) for name in nodes)
+    subnets = node_subnets(nodes, args.get("subnets"))
     findings, summary, matrix = reach.analyse(
         nodes, args["control_planes"], reports, None, calico_encapsulation=args["calico_encapsulation"],
-        typha=args["typha"], sg_id=args["security_group_id"], ephemeral_port=args["ephemeral_port"])
+        typha=args["typha"], sg_id=args["security_group_id"], ephemeral_port=args["ephemeral_port"],
+        subnets=subnets)
     secs = [r["seconds"] for r in reports.values() if r and "seconds" in r]
     summary["probe_seconds_max"] = max(secs) if secs else None
     errs = errors(findings)
@@ -78,7 +89,12 @@ def analyse(args):
         msg = summary_message("node_reachability", findings, summary["text"])
         if summary["unknown"]:
             msg += "; %d probe(s) unknown" % summary["unknown"]
-    res = check_result(findings, msg, evidence(nodes, args["control_planes"], matrix, findings, args["ephemeral_port"]))
+    unknown = sorted(set(nodes) - set(subnets))
+    if unknown and calico.is_cross_subnet(args["calico_encapsulation"]):
+        msg += ("\nsubnet unknown for %s (host variable %s): %s counts their pairs as crossing subnets"
+                % (", ".join(unknown), args["subnet_var"], args["calico_encapsulation"]))
+    res = check_result(findings, msg, evidence(nodes, args["control_planes"], matrix, findings, args["ephemeral_port"],
+                                               subnets))
     res.update(summary=summary, matrix=reach.matrix_table(nodes, matrix), changed=False)
     return res, bool(errs)
 
@@ -92,6 +108,8 @@ class ActionModule(ActionBase):
         _spec, args = self.validate_argument_spec(argument_spec=ARGS)
         if args["results"] is None:
             args["results"] = host_results(task_vars, list(args["nodes"]), args["result_var"])
+        if args["subnets"] is None:
+            args["subnets"] = host_results(task_vars, list(args["nodes"]), args["subnet_var"])
         res, has_errors = analyse(args)
         result.update(res)
         if has_errors and args["fail_on_findings"]:

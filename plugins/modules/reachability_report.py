@@ -62,6 +62,19 @@ options:
   security_group_id:
     description: The node security group id, used in the remediation commands (a placeholder otherwise).
     type: str
+  subnets:
+    description:
+      - Node name to its subnet (id or CIDR). With a CrossSubnet encapsulation (C(IPIPCrossSubnet),
+        C(VXLANCrossSubnet)) IP-in-IP / VXLAN are needed only between nodes of different subnets, so a
+        blocked one between two nodes of one subnet is a warning, not an error.
+      - Default, each node's host variable I(subnet_var) (the C(amazon.aws.aws_ec2) inventory sets C(subnet_id)).
+        A node whose subnet is not known counts as being in a subnet of its own (its pairs cross subnets);
+        the message says which nodes those are.
+    type: dict
+  subnet_var:
+    description: The host variable holding each node's subnet (read when I(subnets) is not given).
+    type: str
+    default: subnet_id
   fail_on_findings:
     description: Fail when an error finding exists.
     type: bool
@@ -97,7 +110,9 @@ findings:
   type: list
   elements: dict
 evidence:
-  description: C(nodes), C(control_planes), C(matrix) (one row per probe, src, dst, check, proto, port, ok, status, reason) and C(unreachable).
+  description:
+    - C(nodes), C(control_planes), C(matrix) (one row per probe, src, dst, check, proto, port, ok, status, reason),
+      C(unreachable) and C(subnets) (node to subnet, the nodes whose subnet is known).
   returned: always
   type: dict
 summary:

@@ -23,6 +23,10 @@ description:
     (encapsulation None, or CrossSubnet between nodes of one subnet).
   - C(EGRESS_443), egress tcp 443 is closed.
   - C(SG_OPEN_WORLD) (warning), SSH (22) or the Kubernetes API (6443) is open to 0.0.0.0/0 or ::/0.
+  - C(ETCD_BLOCKED), etcd (tcp 2379-2380) is not allowed between the control planes (instances tagged
+    C(kubeadm_ec2/role=control-plane)).
+  - C(API_LB_BLOCKED), tcp 6443 is not allowed on a control plane from a subnet of the API load balancer
+    (I(api_lb_subnet_ids), or the subnets of the load balancer I(api_lb_name)), where its health checks come from.
   - Fails when an error finding exists (unless I(fail_on_findings=false)), passes with the warnings otherwise.
 author:
   - kubeadm_ec2 maintainers (@kubeadm-ec2)
@@ -55,13 +59,27 @@ options:
     description: Fail when an error finding exists (false only reports them, for a caller that collects every check).
     type: bool
     default: true
+  api_lb_name:
+    description:
+      - Name of the API network load balancer of an HA cluster (role ec2_nodes names it C(<cluster>-api)). Its
+        subnets are read (C(DescribeLoadBalancers), then C(DescribeSubnets)) and tcp 6443 from each subnet's CIDR
+        is checked on every control plane (C(API_LB_BLOCKED)).
+      - A load balancer of that name that does not exist is reported in I(msg) and I(api_lb); nothing is checked then.
+      - Ignored when I(api_lb_subnet_ids) is set. Neither set, the check does not run (a single control plane has no
+        load balancer).
+    type: str
+  api_lb_subnet_ids:
+    description: The API load balancer's subnet ids, given instead of looking them up by I(api_lb_name).
+    type: list
+    elements: str
 extends_documentation_fragment:
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
 notes:
   - Supports check mode, the module only reads.
-  - Uses C(DescribeInstances) and C(DescribeSecurityGroups).
+  - Uses C(DescribeInstances) and C(DescribeSecurityGroups); with I(api_lb_name) also
+    C(elasticloadbalancing:DescribeLoadBalancers), with either API load balancer option C(DescribeSubnets).
 seealso:
   - module: kubeadm_ec2.cluster.node_probe
 """
@@ -134,6 +152,13 @@ calico_encapsulation_source:
   returned: always
   type: str
   sample: parameter
+api_lb:
+  description:
+    - The API load balancer the audit checked tcp 6443 from, C(name) (empty when given by subnet ids), C(found)
+      and its C(subnets) (C(SubnetId), C(CidrBlock)). Empty when neither I(api_lb_name) nor I(api_lb_subnet_ids) is set.
+  returned: always
+  type: dict
+  sample: {"name": "demo-api", "found": true, "subnets": [{"SubnetId": "subnet-1", "CidrBlock": "10.42.1.0/24"}]}
 """
 
 try:
@@ -141,6 +166,7 @@ try:
 except ImportError:
     pass  # handled by AnsibleAWSModule
 
+from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 from ansible_collections.amazon.aws.plugins.module_utils.transformation import ansible_dict_to_boto3_filter_list
@@ -186,6 +212,32 @@ def read_encapsulation(module):
     return mode, text
 
 
+def read_api_lb(module, client):
+    """{name, found, subnets: [{SubnetId, CidrBlock}]} of the API load balancer ({} when none is asked for)."""
+    name, subnet_ids = module.params["api_lb_name"], module.params["api_lb_subnet_ids"]
+    if not subnet_ids and not name:
+        return {}
+    out = {"name": "" if subnet_ids else name, "found": True, "subnets": []}
+    if not subnet_ids:
+        elb = module.client("elbv2", retry_decorator=AWSRetry.jittered_backoff())
+        try:
+            lbs = elb.describe_load_balancers(aws_retry=True, Names=[name]).get("LoadBalancers", [])
+        except is_boto3_error_code("LoadBalancerNotFound"):
+            lbs = []
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:  # pylint: disable=duplicate-except
+            module.fail_json_aws(exc, msg="api_lb_name: cannot read load balancer %s" % name)
+        subnet_ids = sorted(set(z["SubnetId"] for lb in lbs for z in lb.get("AvailabilityZones", []) if z.get("SubnetId")))
+        out["found"] = bool(lbs)
+    if subnet_ids:
+        try:
+            subnets = _paginate(client, "describe_subnets", "Subnets", SubnetIds=subnet_ids)
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            module.fail_json_aws(exc, msg="cannot read the API load balancer's subnets %s" % ", ".join(subnet_ids))
+        out["subnets"] = sorted(({"SubnetId": sn["SubnetId"], "CidrBlock": sn.get("CidrBlock", "")} for sn in subnets),
+                                key=lambda sn: sn["SubnetId"])
+    return out
+
+
 def main():
     module = AnsibleAWSModule(
         argument_spec=dict(
@@ -195,6 +247,8 @@ def main():
             kubeconfig=dict(type="path"),
             context=dict(type="str"),
             fail_on_findings=dict(type="bool", default=True),
+            api_lb_name=dict(type="str"),
+            api_lb_subnet_ids=dict(type="list", elements="str"),
         ),
         required_one_of=[("instance_ids", "filters")],
         supports_check_mode=True,
@@ -220,17 +274,24 @@ def main():
         which = "instance_ids %s" % module.params["instance_ids"] if module.params["instance_ids"] else \
             "filters %s" % module.params["filters"]
         module.fail_json(msg="%s: no instance matched; check the cluster tag / instance ids and the region" % which)
+    api_lb = read_api_lb(module, client)
 
-    findings = sgcheck.audit(instances, groups, encap)
+    findings = sgcheck.audit(instances, groups, encap, api_lb_subnets=api_lb.get("subnets"))
     summary = [dict(instance_id=i["InstanceId"], private_ip_address=i.get("PrivateIpAddress", ""),
                     subnet_id=i.get("SubnetId", ""), source_dest_check=i.get("SourceDestCheck", True),
                     security_groups=[g["GroupId"] for g in i.get("SecurityGroups", [])]) for i in instances]
     ok_text = "%d node(s), security group(s) %s, Calico encapsulation %s: no problem found" % (
         len(instances), ", ".join(group_ids), encap)
+    if api_lb.get("subnets"):
+        ok_text += "; tcp 6443 allowed from the API load balancer's subnets %s" % ", ".join(
+            sn["SubnetId"] for sn in api_lb["subnets"])
     result = dict(findings=findings, instances=summary, security_groups=group_ids, calico_encapsulation=encap,
-                  calico_encapsulation_source=source)
+                  calico_encapsulation_source=source, api_lb=api_lb)
     result["evidence"] = sgcheck.evidence(instances, groups, encap)
     msg = summary_message("sg_audit", findings, ok_text)
+    if api_lb and not api_lb["found"]:
+        msg += "\napi_lb_name: no load balancer named %s: tcp 6443 from its subnets (API_LB_BLOCKED) was not checked" % (
+            api_lb["name"])
     if errors(findings) and module.params["fail_on_findings"]:
         module.fail_json(msg=msg, **result)
     module.exit_json(changed=False, msg=msg, **result)

@@ -7,8 +7,9 @@ Proven both ways:
 - pod to pod without encapsulation: works inside a subnet, dies at the router across subnets (it has
   no route for pod CIDRs, like a VPC route table): across subnets only node-to-node (encapsulated)
   traffic gets through, which is why a CrossSubnet mode encapsulates only there;
-- the analysis of such a matrix (analysis/reachability.py) with the lab's subnets: a VXLAN port the
-  group blocks is an error for the cross-subnet pairs only under VXLANCrossSubnet.
+- the validate_network role on that lab (node_probe on every node, real UDP 4789 and IP protocol 4
+  packets through the router namespace, each node's subnet from the inventory's subnet_id): under a
+  CrossSubnet mode a blocked encapsulation is an error for the cross-subnet pairs only.
 Needs root; each test builds its own lab and tears it down.
 """
 
@@ -17,17 +18,17 @@ import sys
 
 import pytest
 
+from tests.integration.test_network_reachability import run_reachability
 from tests.lab.netlab import HEALTHY_SG, NetLab, run
 from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis import reachability as reach
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the network lab needs root")
 
 POD_RULE = {"IpProtocol": "-1", "IpRanges": [{"CidrIp": "192.168.0.0/16"}]}
-# every TCP port and IP-in-IP between the nodes, no UDP: VXLAN is blocked
-NO_VXLAN = [
-    {"IpProtocol": "tcp", "FromPort": 0, "ToPort": 65535, "UserIdGroupPairs": [{"GroupId": "self"}]},
-    {"IpProtocol": "4", "UserIdGroupPairs": [{"GroupId": "self"}]},
-]
+# allow-listed between the nodes (no self-referencing all-traffic rule): every TCP port, plus UDP or IP-in-IP
+TCP_SELF = [{"IpProtocol": "tcp", "FromPort": 0, "ToPort": 65535, "UserIdGroupPairs": [{"GroupId": "self"}]}]
+UDP_SELF = {"IpProtocol": "udp", "FromPort": 0, "ToPort": 65535, "UserIdGroupPairs": [{"GroupId": "self"}]}
+IPIP_SELF = {"IpProtocol": "4", "UserIdGroupPairs": [{"GroupId": "self"}]}
 CONNECT = ("import socket, sys\ns = socket.socket(); s.settimeout(float(sys.argv[3]))\n"
            "try:\n    s.connect((sys.argv[1], int(sys.argv[2]))); print('open')\n"
            "except ConnectionRefusedError:\n    print('refused')\nexcept OSError as exc:\n    print('blocked %s' % exc)\n")
@@ -71,42 +72,49 @@ def test_unencapsulated_pod_traffic_stays_inside_its_subnet():
         assert connect(pod1["ns"], pod3["ip"]).startswith("blocked")
 
 
-def test_cross_subnet_matrix_blocks_vxlan_only_where_it_is_needed():
-    """Real TCP probes through the lab (VXLAN's verdict from the group model), analysed with the subnets."""
-    with NetLab(nodes=4, subnets=2, sg=NO_VXLAN) as lab:
-        nodes = {n["name"]: n["ip"] for n in lab.nodes}
-        subnets = {n["name"]: n["subnet"] for n in lab.nodes}
-        probes, listens = {}, {}
-        for src in nodes:
-            results, sent = [], []
-            for dst in nodes:
-                if dst == src:
-                    continue
-                for check in reach.plan_checks(src, dst, ["node1"], names=list(nodes)):
-                    proto = reach.CHECKS[check][0]
-                    if proto == "tcp":
-                        port = reach.DEFAULT_EPHEMERAL_PORT if check == "ephemeral" else reach.CHECKS[check][1]
-                        verdict = connect(lab.node(src)["ns"], nodes[dst], port, 1.5)
-                        results.append([dst, check, "blocked" if verdict.startswith("blocked") else "ok", verdict])
-                    else:
-                        results.append([dst, check, "sent", "1 packet(s)"])
-                        sent.append([dst, check, 1])
-            probes[src] = {"node": src, "ip": nodes[src], "results": results, "sent": sent}
-        # what a listener would record under this group: IP-in-IP passes, UDP 4789 does not
-        for dst in nodes:
-            listens[dst] = {"missing": False, "received": [
-                [nodes[src], "ipip", 1] for src in nodes if src != dst
-                and "ipip" in reach.plan_checks(src, dst, ["node1"], names=list(nodes))]}
-        findings, summary, _matrix = reach.analyse(nodes, ["node1"], probes, listens,
-                                                   calico_encapsulation="VXLANCrossSubnet", subnets=subnets)
-        errors = set((f["details"]["src"], f["details"]["dst"]) for f in findings if f["severity"] == "error")
-        crossing = set((a, b) for a in nodes for b in nodes if a != b and subnets[a] != subnets[b])
-        assert errors == crossing, findings
-        # every pair's VXLAN probe is blocked, nothing else
-        assert summary["blocked"] == len(nodes) * (len(nodes) - 1)
-        warnings = [f for f in findings if f["severity"] == "warning"]
-        assert len(warnings) == 1 and "not needed by Calico encapsulation VXLANCrossSubnet" in warnings[0]["observed"]
-        # with plain VXLAN every pair needs it
-        findings, _s, _m = reach.analyse(nodes, ["node1"], probes, listens, calico_encapsulation="VXLAN",
-                                         subnets=subnets)
-        assert len([f for f in findings if f["severity"] == "error"]) == len(nodes) * (len(nodes) - 1)
+def _errors(res, check):
+    return set((f["details"]["src"], f["details"]["dst"]) for f in res["findings"]
+               if f["severity"] == "error" and check in f["details"].get("checks", []))
+
+
+def test_cross_subnet_modes_on_real_probes_through_the_router():
+    """The validate_network role (node_probe on every node, reachability_report on the controller) on the
+    two-subnet lab: VXLAN (UDP 4789) and IP-in-IP (IP protocol 4) are real packets through the router
+    namespace, and each node's subnet comes from its inventory host variable subnet_id.
+
+    Both ways: IPIPCrossSubnet with IP protocol 4 dropped is an error only on the probed cross-subnet
+    pairs, never on a same-subnet pair; VXLANCrossSubnet with UDP dropped is an error on exactly the
+    cross-subnet pairs. Each run also shows the other protocol passing the router when allowed.
+    """
+    with NetLab(nodes=4, subnets=2, sg=TCP_SELF + [UDP_SELF]) as lab:
+        nodes = [n["name"] for n in lab.nodes]
+        pairs = set((a, b) for a in nodes for b in nodes if a != b)
+        crossing = set((a, b) for a, b in pairs if not lab.same_subnet(a, b))
+        ipip_probed = set((a, b) for a, b in pairs if reach.ipip_oriented(a, b, nodes))
+
+        rc, res, _wall, out = run_reachability(lab, {"validate_network_calico_encapsulation": "IPIPCrossSubnet"})
+        assert rc != 0, out
+        assert res["evidence"]["subnets"] == {"node1": "lab-subnet-1", "node2": "lab-subnet-2",
+                                              "node3": "lab-subnet-1", "node4": "lab-subnet-2"}, out
+        per_check = res["summary"]["per_check"]
+        # UDP 4789 got through the router (and inside each subnet) on every pair: a real probe, not a model
+        assert per_check["vxlan"] == {"ok": 12, "blocked": 0, "unknown": 0}, out
+        assert per_check["ipip"] == {"ok": 0, "blocked": 6, "unknown": 0}, out
+        assert _errors(res, "ipip") == crossing & ipip_probed, out
+        assert not _errors(res, "ipip") & (pairs - crossing)
+        same = sorted("%s->%s" % p for p in (pairs - crossing) & ipip_probed)
+        warn = [f for f in res["findings"] if f["severity"] == "warning"]
+        assert len(warn) == 1 and sorted(warn[0]["details"]["pairs"]) == same, warn
+        assert "not needed by Calico encapsulation IPIPCrossSubnet" in warn[0]["observed"]
+        assert {f["id"] for f in res["findings"]} == {"NODE_PORT_BLOCKED"}
+
+        lab.apply_sg(TCP_SELF + [IPIP_SELF])
+        rc, res, _wall, out = run_reachability(lab, {"validate_network_calico_encapsulation": "VXLANCrossSubnet"})
+        assert rc != 0, out
+        per_check = res["summary"]["per_check"]
+        assert per_check["vxlan"] == {"ok": 0, "blocked": 12, "unknown": 0}, out
+        # IP protocol 4 passes the router once the group allows it
+        assert per_check["ipip"] == {"ok": 6, "blocked": 0, "unknown": 0}, out
+        assert _errors(res, "vxlan") == crossing, out
+        warn = [f for f in res["findings"] if f["severity"] == "warning"]
+        assert len(warn) == 1 and sorted(warn[0]["details"]["pairs"]) == sorted("%s->%s" % p for p in pairs - crossing)

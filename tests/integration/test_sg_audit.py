@@ -69,6 +69,42 @@ def make_cluster(ec2, name, ingress, src_dst_check=True, egress_open=True, nodes
     return {"sg": sg, "ids": ids}
 
 
+def make_ha_cluster(ec2, elb, name, api_cidrs):
+    """3 control planes over two subnets behind an API network load balancer in both; the control planes'
+    API security group allows tcp 6443 from ``api_cidrs`` only (the node group has the self-referencing rule)."""
+    vpc = ec2.create_vpc(CidrBlock="10.43.0.0/16")["Vpc"]["VpcId"]
+    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=cidr, AvailabilityZone=REGION + az)["Subnet"]
+               for cidr, az in (("10.43.1.0/24", "a"), ("10.43.2.0/24", "b"))]
+    sg = ec2.create_security_group(GroupName="%s-nodes" % name, Description="nodes", VpcId=vpc)["GroupId"]
+    ec2.authorize_security_group_ingress(GroupId=sg, IpPermissions=_to_ec2(HEALTHY_SG, sg))
+    api_sg = ec2.create_security_group(GroupName="%s-api" % name, Description="api", VpcId=vpc)["GroupId"]
+    ec2.authorize_security_group_ingress(GroupId=api_sg, IpPermissions=[
+        {"IpProtocol": "tcp", "FromPort": 6443, "ToPort": 6443, "IpRanges": [{"CidrIp": c} for c in api_cidrs]}])
+    tags = [{"Key": "kubeadm_ec2/cluster", "Value": name}, {"Key": "kubeadm_ec2/role", "Value": "control-plane"}]
+    ids = []
+    for i in range(3):
+        res = ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1, SubnetId=subnets[i % 2]["SubnetId"],
+                                SecurityGroupIds=[sg, api_sg],
+                                TagSpecifications=[{"ResourceType": "instance", "Tags": tags}])
+        ids.append(res["Instances"][0]["InstanceId"])
+    elb.create_load_balancer(Name="%s-api" % name, Type="network", Scheme="internet-facing",
+                             Subnets=[s["SubnetId"] for s in subnets])
+    return {"sg": sg, "api_sg": api_sg, "ids": ids, "subnets": [s["SubnetId"] for s in subnets]}
+
+
+# name -> (cluster, api CIDRs allowed, case options): HA clusters, the API load balancer in both subnets
+HA_CLUSTERS = {"ha-blocked": ["10.43.1.0/24"], "ha-allowed": ["10.43.1.0/24", "10.43.2.0/24"]}
+HA_CASES = {
+    "ha-lb-blocked": ("ha-blocked", {"api_lb_name": "t-ha-blocked-api"}),
+    "ha-lb-allowed": ("ha-allowed", {"api_lb_name": "t-ha-allowed-api"}),
+    # the load balancer's subnets given instead of looked up
+    "ha-lb-blocked-by-ids": ("ha-blocked", {"api_lb_subnet_ids": "SUBNETS"}),
+    # no load balancer of that name: nothing checked, and said so
+    "ha-lb-missing": ("ha-blocked", {"api_lb_name": "t-nope-api"}),
+    # no load balancer option (a single control plane): the check does not run
+    "ha-lb-unset": ("ha-blocked", {}),
+}
+
 OPEN_SSH = [{"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}]
 
 # name -> (ingress, src_dst_check, egress_open, calico_encapsulation)
@@ -92,6 +128,14 @@ def audited(moto):
     clusters = dict((name, make_cluster(ec2, "t-" + name, ing, sdc, egr)) for name, (ing, sdc, egr, _e) in SCENARIOS.items())
     cases = [{"name": name, "filters": {"tag:kubeadm_ec2/cluster": "t-" + name}, "calico_encapsulation": enc}
              for name, (_i, _s, _g, enc) in SCENARIOS.items()]
+    elb = boto3.client("elbv2", endpoint_url=moto, region_name=REGION, aws_access_key_id="testing",
+                       aws_secret_access_key="testing")
+    for name, cidrs in HA_CLUSTERS.items():
+        clusters[name] = make_ha_cluster(ec2, elb, "t-" + name, cidrs)
+    for name, (cluster, opts) in HA_CASES.items():
+        case = {"name": name, "filters": {"tag:kubeadm_ec2/cluster": "t-" + cluster}, "calico_encapsulation": "IPIP"}
+        case.update(dict((k, clusters[cluster]["subnets"] if v == "SUBNETS" else v) for k, v in opts.items()))
+        cases.append(case)
     tmp = private_dir("ksgaudit-")
     try:
         with FakeKubeAPI() as api:
@@ -187,3 +231,39 @@ def test_encapsulation_read_from_cluster_ippools(audited):
     assert res["calico_encapsulation_source"] == "cluster IPPools: default-ipv4-ippool=VXLAN"
     # the seed SG allows udp/4789: only the missing self-reference remains (IPIP from the parameter would add two)
     assert _ids(res) == ["SG_NO_SELF_REF"]
+
+
+def test_api_lb_subnets_looked_up_by_name_both_ways(audited):
+    """HA: the audit reads the API load balancer's subnets; 6443 refused from one of them is API_LB_BLOCKED."""
+    blocked = audited["results"]["ha-lb-blocked"]
+    cluster = audited["clusters"]["ha-blocked"]
+    subnet_b = cluster["subnets"][1]
+    assert _ids(blocked) == ["API_LB_BLOCKED"], blocked["msg"]
+    f = blocked["findings"][0]
+    assert f["where"] == subnet_b and f["details"]["cidr"] == "10.43.2.0/24"
+    assert sorted(f["details"]["instances"]) == sorted(cluster["ids"])
+    assert f["remediation"].startswith(
+        "aws ec2 authorize-security-group-ingress --group-id %s --ip-permissions "
+        "'IpProtocol=tcp,FromPort=6443,ToPort=6443,IpRanges=[{CidrIp=10.43.2.0/24}]'" % cluster["api_sg"])
+    assert blocked["api_lb"] == {"name": "t-ha-blocked-api", "found": True, "subnets": [
+        {"SubnetId": cluster["subnets"][0], "CidrBlock": "10.43.1.0/24"},
+        {"SubnetId": subnet_b, "CidrBlock": "10.43.2.0/24"}]}
+    allowed = audited["results"]["ha-lb-allowed"]
+    assert allowed["findings"] == [] and not allowed.get("failed"), allowed["msg"]
+    assert "tcp 6443 allowed from the API load balancer's subnets %s" % ", ".join(
+        audited["clusters"]["ha-allowed"]["subnets"]) in allowed["msg"]
+
+
+def test_api_lb_subnets_given_by_id(audited):
+    res = audited["results"]["ha-lb-blocked-by-ids"]
+    assert _ids(res) == ["API_LB_BLOCKED"]
+    assert res["api_lb"]["name"] == "" and len(res["api_lb"]["subnets"]) == 2
+
+
+def test_api_lb_missing_or_unset_checks_nothing(audited):
+    missing = audited["results"]["ha-lb-missing"]
+    assert missing["findings"] == [] and missing["api_lb"] == {"name": "t-nope-api", "found": False, "subnets": []}
+    assert ("api_lb_name: no load balancer named t-nope-api: tcp 6443 from its subnets (API_LB_BLOCKED) was not "
+            "checked") in missing["msg"]
+    unset = audited["results"]["ha-lb-unset"]
+    assert unset["findings"] == [] and unset["api_lb"] == {}
