@@ -274,20 +274,32 @@ def probe_message(results):
 
 
 class LabKubelet:
-    """An on_create hook for pods that runs a dns_check probe pod's own command for real, in a background
+    """An on_create hook for pods that runs a probe pod's own command (dns_check, paths) for real, in a background
     thread, from its node's namespace with a pod's view of DNS (/etc/resolv.conf -> the service VIP,
     bind-mounted in the private mount namespace of ``ip netns exec``), then terminates the pod with what
     the command wrote to its termination-log (a temp file here). The lookups use the machine's
     nslookup (bind9-dnsutils) and coreutils timeout instead of busybox's."""
 
-    def __init__(self, dnslab, timeout=2):
+    def __init__(self, dnslab, timeout=2, schedule=None):
         self.dnslab = dnslab
         self.timeout = timeout
         self.threads = []
+        # pods created without spec.nodeName (the path probe pods) get one, as the scheduler would:
+        # ``schedule(pod)`` -> node name, by default the lab's nodes in turn
+        self.schedule = schedule or self._next_node
+        self._scheduled = 0
+
+    def _next_node(self, _pod):
+        nodes = self.dnslab.lab.nodes
+        self._scheduled += 1
+        return nodes[(self._scheduled - 1) % len(nodes)]["name"]
 
     def __call__(self, pod, cluster):
         import threading
 
+        spec = pod.setdefault("spec", {})
+        if not spec.get("nodeName"):
+            spec["nodeName"] = self.schedule(pod)
         pod["status"] = {"phase": "Pending"}
         thread = threading.Thread(target=self._run, args=(pod, cluster), daemon=True)
         self.threads.append(thread)
@@ -304,13 +316,17 @@ class LabKubelet:
             with open(resolv, "w") as fh:
                 fh.write("search default.svc.%s svc.%s %s\nnameserver %s\noptions ndots:5\n"
                          % (self.dnslab.domain, self.dnslab.domain, self.dnslab.domain, SERVICE_IP))
+            bindir = os.path.join(tmp, "bin")  # busybox's nc where the machine has none (the path probe uses it)
+            os.makedirs(bindir)
+            if not shutil.which("nc") and shutil.which("busybox"):
+                os.symlink(shutil.which("busybox"), os.path.join(bindir, "nc"))
             log = os.path.join(tmp, "termination-log")
             script = pod["spec"]["containers"][0]["command"][-1].replace(
                 "m=/dev/termination-log", "m=%s" % log)
             proc = subprocess.run(["ip", "netns", "exec", ns, "sh", "-c",
                                    'mount --bind "$1" /etc/resolv.conf && exec sh -c "$2"', "sh", resolv, script],
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120,
-                                  check=False)
+                                  check=False, env=dict(os.environ, PATH=bindir + os.pathsep + os.environ.get("PATH", "")))
             message = ""
             if os.path.exists(log):
                 with open(log) as fh:

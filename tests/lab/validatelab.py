@@ -69,7 +69,7 @@ def ec2_permissions(perms, group_id):
 
 class ValidateLab:
     def __init__(self, nodes=3, sg=None, control_planes=1, coredns_nodes=("node1", "node2"), extra_vars=None,
-                 with_ec2=True, with_registry=True):
+                 with_ec2=True, with_registry=True, records=None):
         self.count = nodes
         self.sg = list(HEALTHY_SG if sg is None else sg)
         self.control_planes = control_planes
@@ -77,6 +77,7 @@ class ValidateLab:
         self.with_ec2 = with_ec2
         self.with_registry = with_registry
         self.user_vars = dict(extra_vars or {})
+        self.records = dict(records or {})  # extra names of the lab's CoreDNS (fqdn -> IP), e.g. LabService.records()
         self.dnslab = self.api = self.moto = self.registry = self.kubelet = None
         self.work = None
         self.sg_id = ""
@@ -94,7 +95,8 @@ class ValidateLab:
     def start(self):
         self.work = tempfile.mkdtemp(prefix="kvlab-")
         try:
-            self.dnslab = DnsLab(nodes=self.count, sg=self.sg, coredns_nodes=self.coredns_nodes).start()
+            self.dnslab = DnsLab(nodes=self.count, sg=self.sg, coredns_nodes=self.coredns_nodes,
+                                 records=self.records).start()
             self.api = FakeKubeAPI().start()
             self.kubelet = LabKubelet(self.dnslab)
             self.api.cluster.on_create["pods"] = self.kubelet

@@ -451,16 +451,25 @@ def judge(paths, objs, probe_results=None, dns_namespace="kube-system", dns_serv
         if probe_results is not None:
             apply_probe(result, probe)
         traffic = path_traffic(path, objs, (probe or {}).get("node") or "", dns_namespace, dns_service)
-        connect = layers["connect"]
-        if connect["status"] == "failed" and traffic["path"]["dst_node"]:
-            connect["fix"] = ("see the failing layers above; with every layer ok, check the node path "
-                              "(node_reachability) from %s to %s (%s/%s)" % (
-                                  traffic["path"]["src_node"] or "the probe pod's node",
-                                  ", ".join(traffic["path"]["dst_nodes"]), traffic["path"]["protocol"],
-                                  traffic["path"]["port"]))
+        _name_node_path(layers, traffic, path["from"]["namespace"])
         results.append(result)
         findings.extend(_path_findings(path, result, traffic))
     return results, findings
+
+
+def _name_node_path(layers, traffic, namespace):
+    """The live failures' fixes name the node pair the packets crossed."""
+    def pair(t, what=""):
+        return "from %s to %s%s (%s/%s)" % (t["src_node"] or "the probe pod's node", what, ", ".join(t["dst_nodes"]),
+                                            t["protocol"], t["port"])
+
+    connect, dns = layers["connect"], layers["dns"]
+    if connect["status"] == "failed" and traffic["path"]["dst_node"]:
+        connect["fix"] = ("see the failing layers above; with every layer ok, check the node path "
+                          "(node_reachability) %s" % pair(traffic["path"]))
+    if dns["status"] == "failed" and dns.get("probe") == "timeout" and traffic["dns"]["dst_node"]:
+        dns["fix"] = ("check cluster DNS from namespace %s (see the dns check) and the node path "
+                      "(node_reachability) %s" % (namespace, pair(traffic["dns"], "the CoreDNS pods on ")))
 
 
 def _node_of(pod):

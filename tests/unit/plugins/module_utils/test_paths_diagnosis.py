@@ -166,3 +166,9 @@ def test_not_enforced_warning_carries_the_pair_but_is_never_a_cause():
     [f] = checks["paths"]["findings"]
     assert (f["id"], f["severity"], f["details"]["dst_node"]) == ("NETPOL_NOT_ENFORCED", "warning", "node3")
     assert [c["id"] for c in causes] == ["SG_NO_SELF_REF"] and _path_cause(causes) == []
+
+
+def test_dns_timeout_fix_names_the_coredns_nodes():
+    [f] = paths_check(world(), probe("node3", dns="timeout", connect="skipped"))["findings"]
+    assert f["remediation"] == ("check cluster DNS from namespace shop (see the dns check) and the node path "
+                                "(node_reachability) from node3 to the CoreDNS pods on node1, node2 (udp/53)")

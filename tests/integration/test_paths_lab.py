@@ -1,0 +1,102 @@
+"""The paths check against the lab: probe pods' own scripts run for real by the lab kubelet in node
+namespaces (tests/lab/dnslab.py LabKubelet), resolving through the lab's CoreDNS behind the service VIP
+and connecting through the ClusterIP DNAT to a listener in a pod namespace (tests/lab/applab.py).
+
+The seeds' app: marketplace (node2) calls recommendations:50051 (a pod on node3)."""
+
+import os
+import tempfile
+
+import pytest
+
+from tests.fakes.k8s_api import FakeKubeAPI
+from tests.lab.applab import LabService
+from tests.lab.dnslab import DnsLab, LabKubelet, localhost_inventory, run_playbook
+from tests.lab.netlab import HEALTHY_SG, SEED_SG
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root (network namespaces)")
+
+TASK = "Judge the application paths from the cluster objects"
+PATH = {"from": {"namespace": "shop", "selector": {"app": "marketplace"}}, "to": "recommendations.shop:50051"}
+
+
+def shop_objects(image="registry.example/marketplace:v1"):
+    """The shop namespace and the marketplace Deployment with its pod on node2."""
+    labels = {"app": "marketplace"}
+    container = {"name": "web", "image": image, "ports": [{"containerPort": 8080}]}
+    return [
+        {"apiVersion": "v1", "kind": "Namespace",
+         "metadata": {"name": "shop", "labels": {"kubernetes.io/metadata.name": "shop"}}},
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "marketplace", "namespace": "shop"},
+         "spec": {"replicas": 1, "selector": {"matchLabels": labels},
+                  "template": {"metadata": {"labels": labels}, "spec": {"containers": [container]}}}},
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "marketplace-5d9c7b6f4-abcde", "namespace": "shop",
+                                                         "labels": labels},
+         "spec": {"nodeName": "node2", "containers": [container]},
+         "status": {"phase": "Running", "podIP": "192.168.2.20", "conditions": [{"type": "Ready", "status": "True"}]}},
+    ]
+
+
+@pytest.fixture(scope="module")
+def lab():
+    recs = LabService("recommendations", "shop", "10.96.80.12", 50051, node="node3")
+    dnslab = DnsLab(nodes=3, sg=HEALTHY_SG, records=recs.records()).start()
+    api = kubelet = None
+    try:
+        recs.start(dnslab)
+        api = FakeKubeAPI().start()
+        api.cluster.add_all(dnslab.k8s_objects() + shop_objects() + recs.k8s_objects())
+        # the probe pods go where marketplace runs
+        kubelet = LabKubelet(dnslab, schedule=lambda pod: "node2")
+        api.cluster.on_create["pods"] = kubelet
+        kubeconfig = api.write_kubeconfig(os.path.join(tempfile.mkdtemp(prefix="kpathslab-"), "kubeconfig"))
+        yield dnslab, api, kubeconfig
+    finally:
+        if kubelet is not None:
+            kubelet.join()
+        if api is not None:
+            api.stop()
+        dnslab.stop()
+
+
+def run_role(kubeconfig, **evars):
+    extra = {"validate_paths_kubeconfig": kubeconfig, "validate_paths": [PATH], "validate_paths_probe_timeout": 40,
+             "validate_paths_fail_on_findings": False}
+    extra.update(evars)
+    rc, res, _wall, out, _report = run_playbook("validate_paths.yml", localhost_inventory(), extra, timeout=240,
+                                                result_task=TASK)
+    assert rc == 0, out
+    return res
+
+
+def test_probe_pod_resolves_and_connects_on_the_healthy_lab(lab):
+    _dnslab, api, kubeconfig = lab
+    res = run_role(kubeconfig)
+    assert res["status"] == "passed" and res["findings"] == [], res["msg"]
+    [path] = res["evidence"]["paths"]
+    assert path["verdict"] == "ok"
+    assert {k: v["status"] for k, v in path["layers"].items()} == {
+        "dns": "ok", "service": "ok", "netpol": "ok", "connect": "ok"}
+    assert path["layers"]["connect"]["detail"] == "connected from the source namespace"
+    # the probe pod is gone
+    assert [p for p in api.cluster.objects("api/v1", "pods") if p["metadata"]["name"].startswith("path-probe-")] == []
+
+
+def test_seed_group_times_out_across_the_node_pair(lab):
+    """Without the self-reference, node2 reaches neither the CoreDNS pod on node1 nor recommendations on
+    node3: whichever CoreDNS pod the lookup reached, the finding names the pair it timed out across."""
+    dnslab, _api, kubeconfig = lab
+    dnslab.lab.apply_sg(SEED_SG)
+    try:
+        res = run_role(kubeconfig)
+    finally:
+        dnslab.lab.apply_sg(HEALTHY_SG)
+    [f] = res["findings"]
+    d = f["details"]
+    assert f["id"] == "PATH_BLOCKED" and d["observed_by"] == "probe" and d["probe_status"] == "timeout", f
+    assert d["src_node"] == "node2"
+    if d["layer"] == "dns":  # the lookup went to the CoreDNS pod on node1
+        assert (d["dst_node"], d["dst_nodes"], d["protocol"], d["port"]) == ("node1", ["node1", "node2"], "udp", 53)
+    else:  # it reached the one on node2, then the connect to node3 timed out
+        assert d["layer"] == "connect"
+        assert (d["dst_node"], d["dst_nodes"], d["protocol"], d["port"]) == ("node3", ["node3"], "tcp", 50051)
