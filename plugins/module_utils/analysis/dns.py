@@ -487,7 +487,7 @@ def _target_text(service_ports):
                      for sp in service_ports) or "any port"
 
 
-def _selector_finding(ns, name, selector, service_ports, candidates, where):
+def selector_finding(ns, name, selector, service_ports, candidates, where):
     """SVC_NO_ENDPOINTS for a selector that matches no pod, with the nearest workloads that could serve it."""
     qualified, skipped = {}, []
     for pod in sorted(candidates, key=lambda p: _meta(p).get("name") or ""):
@@ -545,7 +545,7 @@ def service_findings(services, pods, skip_namespaces=()):
         candidates = by_ns.get(ns, [])
         matched = [p for p in candidates if service_selector_matches(selector, _meta(p).get("labels"))]
         if not matched:
-            out.append(_selector_finding(ns, name, selector, spec.get("ports") or [], candidates, where))
+            out.append(selector_finding(ns, name, selector, spec.get("ports") or [], candidates, where))
             continue
         ports = [p for pod in matched for p in _container_ports(pod)]
         for sp in spec.get("ports") or []:

@@ -224,18 +224,8 @@ def service_layer(path, objs):
                                                     for k, v in selector.items())]
     ready = _ready_endpoints(objs, t["namespace"], t["name"])
     if selector and not selected:
-        declaring = [p for p in pods if _declares(p, target, path["protocol"])]
-        fix = "no pod in %s declares targetPort %s: deploy the backend, or fix the Service selector" % (
-            t["namespace"], target)
-        if declaring:
-            labels = _meta(declaring[0]).get("labels") or {}
-            keys = [k for k in selector if k in labels] or sorted(labels)[:1]
-            new = {k: labels[k] for k in keys}
-            fix = "kubectl -n %s patch service %s -p '%s' (pod %s declares targetPort %s)" % (
-                t["namespace"], t["name"], netpol._json({"spec": {"selector": new}}), _meta(declaring[0]).get("name"),
-                target)
-        return _layer("failed", "Service %s: selector %s matches no pod" % (
-            name, netpol.fmt_labels(selector)), "service " + name, fix)
+        near, _new = selector_proposal(svc, sp, pods)
+        return _layer("failed", "Service %s: %s" % (name, near["observed"]), "service " + name, near["remediation"])
     declared = [p for p in selected if _declares(p, target, path["protocol"])]
     if selected and not declared and (isinstance(target, str) and not target.isdigit()
                                       or any(netpol.container_ports(p) for p in selected)):
@@ -256,6 +246,26 @@ def service_layer(path, objs):
             "kubernetes.io/service-name=%s" % (t["namespace"], netpol.fmt_labels(selector), t["namespace"], t["name"]))
     return _layer("ok", "Service %s %s/%d -> targetPort %s, %d ready endpoint(s)" % (
         name, path["protocol"], t["port"], target, len(ready)), "service " + name)
+
+
+def selector_proposal(svc, service_port, pods):
+    """For a Service whose selector matches no pod: the near-miss finding of the dns check's Service analysis
+    (only pods that declare the targetPort are proposed, the nearest workload first) and the selector the
+    fix gives the Service (None when no pod could serve it)."""
+    from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis.dns import selector_finding, workload_name
+
+    meta, selector = _meta(svc), (svc.get("spec") or {}).get("selector") or {}
+    near = selector_finding(meta.get("namespace"), meta.get("name"), selector, [service_port], pods, "")
+    candidates = (near.get("details") or {}).get("candidates") or []
+    chosen = [p for p in pods if candidates and workload_name(p) == candidates[0]
+              and _declares(p, service_port.get("targetPort", service_port.get("port")),
+                            (service_port.get("protocol") or "TCP").upper())]
+    if not chosen:
+        return near, None
+    labels = _meta(sorted(chosen, key=lambda p: _meta(p).get("name") or "")[0]).get("labels") or {}
+    new = dict((k, v) for k, v in selector.items() if labels.get(k) == v)
+    new.update((k, labels[k]) for k in selector if k in labels)
+    return near, new
 
 
 def _pod_ready(pod):
@@ -348,6 +358,7 @@ def netpol_layer(path, objs):
     t = path["target"]
     src = source_pod(path)
     pols, nss, pods = objs.get("network_policies"), objs.get("namespaces"), objs.get("pods")
+    preview = ""
     if t["kind"] == "service":
         svc = _find(objs, "services", t["namespace"], t["name"])
         if svc is None or (svc.get("spec") or {}).get("type") == "ExternalName":
@@ -356,6 +367,14 @@ def netpol_layer(path, objs):
             v = netpol.allowed(src, svc, t["port"], path["protocol"], pols, nss, pods)
         except ValueError as exc:
             return _layer("skipped", str(exc))
+        if not v["backends"] and (svc.get("spec") or {}).get("selector"):
+            # the service layer proposes a selector: judge the pods it would select, so every fix comes at once
+            _sp_i, sp0 = _svc_port(svc, t["port"], path["protocol"])
+            _near, new = selector_proposal(svc, sp0, _live_pods(objs, t["namespace"])) if sp0 else (None, None)
+            if new:
+                svc = dict(svc, spec=dict(svc["spec"], selector=new))
+                v = netpol.allowed(src, svc, t["port"], path["protocol"], pols, nss, pods)
+                preview = "once the Service selects %s: " % netpol.fmt_labels(new)
         if not v["backends"]:
             return _layer("skipped", "the Service selects no pod to judge")
         denied = [b["pod"] for b in v["backends"] if not b["allowed"] and b["egress"]]
@@ -378,12 +397,12 @@ def netpol_layer(path, objs):
         v = netpol.allowed(src, t["ip"], t["port"], path["protocol"], pols, nss, pods)
         dst, target_port, dst_selector, dst_ns = t["ip"], t["port"], None, None
     if v["allowed"]:
-        return _layer("ok", v["reason"])
+        return _layer("ok", preview + v["reason"])
     first = next((b for b in v["backends"] if not b["allowed"] and b["egress"]), None) if v["backends"] else v
     if first is None:  # only backends without the targetPort: the service layer says so
         return _layer("skipped", v["reason"])
     deciding = ", ".join(v["deciding"])
-    detail = v["reason"]
+    detail = preview + v["reason"]
     src_sel = (path["from"]["selector"].get("matchLabels") or path["source_labels"])
     flow_name = "allow-%s-to-%s-%s" % (_slug(src_sel), t.get("name") or _slug(t["host"]), t["port"])
     flow_name = flow_name[:240]

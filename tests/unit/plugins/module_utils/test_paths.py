@@ -192,10 +192,14 @@ def test_service_layer_selector_matches_no_pod():
     objs["endpointslices"] = objs["endpointslices"][1:]
     results, findings = judge(objs)
     svc = results[0]["layers"]["service"]
-    assert svc["detail"] == "Service shop/recommendations: selector app=recommendation matches no pod"
-    # only a pod that declares the targetPort (grpc) is proposed, not marketplace
+    assert svc["detail"] == ("Service shop/recommendations: selector app=recommendation matches no pod in namespace "
+                             "shop (recommendations-v1 has app=recommendations; recommendations-v2 has "
+                             "app=recommendations); not proposed, as they declare no containerPort grpc/TCP: "
+                             "marketplace-1")
+    # only a pod that declares the targetPort (grpc) is proposed, not marketplace (the dns check's ranking)
     assert svc["fix"] == ("kubectl -n shop patch service recommendations -p '{\"spec\":{\"selector\":{\"app\":"
-                          "\"recommendations\"}}}' (pod recommendations-v1 declares targetPort grpc)")
+                          "\"recommendations\"}}}' (the nearest workload that declares grpc/TCP: recommendations-v1; "
+                          "or label its pods app=recommendation)")
 
 
 def test_service_layer_target_port_not_declared():
@@ -362,3 +366,95 @@ def test_probe_resolves_external_name():
     assert results[0]["layers"]["dns"]["status"] == "ok"
     assert results[0]["layers"]["netpol"]["status"] == "ok"  # unknown statically, the live connect settles it
     assert results[0]["verdict"] == "ok" and findings == []
+
+
+# -- issue 11's tutorial case, through the paths check ------------------------------------------------
+def tutorial(frontend_ports=({"containerPort": 80},)):
+    """A tutorial's own manifests: deny-all, an allow-dns whose namespaceSelector is name=kube-system (no
+    namespace carries it), and a Service backend selecting app=api while the pods are app=backend."""
+    objs = {
+        "namespaces": [ns("demo", **{"kubernetes.io/metadata.name": "demo"}),
+                       ns("kube-system", **{"kubernetes.io/metadata.name": "kube-system"})],
+        "deployments": [{"metadata": {"name": n, "namespace": "demo"},
+                         "spec": {"template": {"metadata": {"labels": {"app": n}}}}} for n in ("frontend", "backend")],
+        "pods": [pod("frontend-7d4b9c6f5-x2x9z", "demo", {"app": "frontend"}, "192.168.1.30", frontend_ports),
+                 pod("backend-5f6d8b7c9-k8s2p", "demo", {"app": "backend"}, "192.168.2.30",
+                     [{"name": "http", "containerPort": 8080}], node="node2"),
+                 pod("coredns-1", "kube-system", {"k8s-app": "kube-dns"}, "192.168.1.10",
+                     [{"name": "dns", "containerPort": 53, "protocol": "UDP"},
+                      {"name": "dns-tcp", "containerPort": 53, "protocol": "TCP"}])],
+        "services": [service("backend", "demo", {"app": "api"}, 80, 8080),
+                     service("kube-dns", "kube-system", {"k8s-app": "kube-dns"}, 53, 53, "UDP")],
+        "endpointslices": [eps("kube-dns", "kube-system", ["192.168.1.10"])],
+        "network_policies": [
+            {"metadata": {"name": "deny-all", "namespace": "demo"},
+             "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}},
+            {"metadata": {"name": "allow-dns", "namespace": "demo"},
+             "spec": {"podSelector": {}, "policyTypes": ["Egress"], "egress": [{
+                 "to": [{"namespaceSelector": {"matchLabels": {"name": "kube-system"}}}],
+                 "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}]}}],
+    }
+    for p in objs["pods"]:
+        p["metadata"]["ownerReferences"] = [{"kind": "ReplicaSet", "controller": True,
+                                             "name": p["metadata"]["name"].rsplit("-", 1)[0]}]
+    return objs
+
+
+FRONTEND = {"namespace": "demo", "selector": {"app": "frontend"}}
+
+
+def _apply(objs, fix):
+    """Apply a PATH_BLOCKED remediation the way its numbered steps say: the first command of each step."""
+    for step in re.split(r"\n(?=\d+\. )", fix):
+        m = re.search(r"kubectl -n (\S+) patch networkpolicy (\S+) --type=json -p '(.*?)'", step)
+        if m:
+            pol = next(p for p in objs["network_policies"] if p["metadata"]["name"] == m.group(2))
+            for op in yaml.safe_load(m.group(3)):
+                keys = op["path"].strip("/").split("/")
+                target = pol
+                for k in keys[:-1]:
+                    target = target[int(k)] if isinstance(target, list) else target[k]
+                target[keys[-1]] = op["value"]
+            continue
+        m = re.search(r"kubectl -n (\S+) patch service (\S+) -p '(.*?)'", step)
+        if m:
+            svc = next(s for s in objs["services"] if s["metadata"]["name"] == m.group(2))
+            svc["spec"]["selector"] = yaml.safe_load(m.group(3))["spec"]["selector"]
+            # the Service's endpoints follow its selector
+            ips = [p["status"]["podIP"] for p in objs["pods"] if all(
+                p["metadata"]["labels"].get(k) == v for k, v in svc["spec"]["selector"].items())]
+            objs["endpointslices"].append(eps(m.group(2), m.group(1), ips))
+            continue
+        objs["network_policies"] += applied(step)
+
+
+@pytest.mark.parametrize("frontend_ports", [
+    ({"containerPort": 80},),       # the tutorial: frontend does not even declare the targetPort
+    ({"containerPort": 8080},),     # it does: backend is still proposed, its name is nearest to the Service's
+], ids=["frontend-without-8080", "frontend-with-8080"])
+def test_tutorial_case_wording_and_every_fix_at_once(frontend_ports):
+    objs = tutorial(frontend_ports)
+    results, findings = judge(objs, to="backend:80", frm=FRONTEND)
+    [f] = findings
+    layers = results[0]["layers"]
+    assert f["details"]["failed_layers"] == ["dns", "service", "netpol"]
+    # dns: the part of allow-dns that matches nothing, and the label kube-system does carry
+    assert ("nearest: demo/allow-dns egress rule 0: namespaceSelector name=kube-system does not select namespace "
+            "kube-system (it carries kubernetes.io/metadata.name=kube-system)") in layers["dns"]["detail"]
+    assert layers["dns"]["fix"].startswith("select namespace kube-system by the label the control plane sets "
+                                           "(kubernetes.io/metadata.name=kube-system) in demo/allow-dns egress rule 0")
+    # service: backend (declares 8080) is proposed, never frontend
+    assert layers["service"]["detail"].startswith("Service demo/backend: selector app=api matches no pod in namespace "
+                                                  "demo (backend-5f6d8b7c9-k8s2p has app=backend")
+    assert layers["service"]["fix"].startswith(
+        "kubectl -n demo patch service backend -p '{\"spec\":{\"selector\":{\"app\":\"backend\"}}}' (the nearest "
+        "workload that declares 8080/TCP: backend;")
+    assert "frontend\"" not in layers["service"]["fix"]
+    # netpol: judged on the pods the proposed selector selects, so the deny-all shows now, not after the patch
+    assert layers["netpol"]["detail"].startswith("once the Service selects app=backend: Service demo/backend: 1 of 1 "
+                                                 "backend pod(s) denied")
+    # one finding, every fix in the order traffic meets them; applied, the path is open
+    assert re.findall(r"^(\d)\. (\w+):", f["remediation"], re.M) == [("1", "dns"), ("2", "service"), ("3", "netpol")]
+    _apply(objs, f["remediation"])
+    results, findings = judge(objs, to="backend:80", frm=FRONTEND)
+    assert findings == [] and results[0]["verdict"] == "ok", findings
