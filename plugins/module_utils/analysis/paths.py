@@ -22,6 +22,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import difflib
 import ipaddress
 import re
 
@@ -125,8 +126,13 @@ def parse_paths(items, objs, var="validate_paths", domain="cluster.local"):
         if not isinstance(item, dict) or not isinstance(item.get("from"), dict) or "to" not in item:
             raise PathInputError("%s: expected {from: {namespace, selector}, to: ..., protocol: tcp|udp}, got %r"
                                  % (where, item))
+        _known_keys(item, ("from", "to", "protocol"), where)
+        _known_keys(item["from"], ("namespace", "selector"), where + ".from")
         src_ns = item["from"].get("namespace")
-        if not src_ns or src_ns not in namespaces:
+        if not src_ns:
+            raise PathInputError("%s.from.namespace: missing: the source workload's namespace (namespaces: %s)" % (
+                where, ", ".join(sorted(namespaces))))
+        if src_ns not in namespaces:
             raise PathInputError("%s.from.namespace: unknown namespace %r (namespaces: %s)" % (
                 where, src_ns, ", ".join(sorted(namespaces))))
         selector = parse_selector(item["from"].get("selector"), where + ".from.selector")
@@ -144,6 +150,13 @@ def parse_paths(items, objs, var="validate_paths", domain="cluster.local"):
         out.append({"index": i, "var": where, "from": source,
                     "source_labels": dict(workload[2]), "to": item["to"], "target": target, "protocol": proto})
     return out
+
+
+def _known_keys(mapping, keys, where):
+    unknown = sorted(str(k) for k in mapping if k not in keys)
+    if unknown:
+        raise PathInputError("%s: unknown key%s %s (expected: %s)" % (
+            where, "s" if len(unknown) > 1 else "", ", ".join(repr(k) for k in unknown), ", ".join(keys)))
 
 
 # -- layers --------------------------------------------------------------------------------------
@@ -288,10 +301,15 @@ def dns_layer(path, objs, dns_namespace="kube-system", dns_service="kube-dns"):
         return _layer("skipped", "%s is an address: no lookup" % t["host"])
     if t["kind"] == "service" and _find(objs, "services", t["namespace"], t["name"]) is None:
         others = sorted(_meta(s).get("namespace") for s in objs.get("services") or [] if _meta(s).get("name") == t["name"])
+        near = difflib.get_close_matches(t["name"], sorted(_meta(s).get("name") for s in objs.get("services") or []
+                                                           if _meta(s).get("namespace") == t["namespace"]), 1, 0.75)
+        hint = "; a Service %s exists in %s" % (t["name"], ", ".join(others)) if others else (
+            "; did you mean %s (Service %s/%s)?" % (near[0], t["namespace"], near[0]) if near else "")
         return _layer("failed", "%s does not exist: no Service %s in namespace %s%s (NXDOMAIN)" % (
-            t["fqdn"], t["name"], t["namespace"], "; a Service %s exists in %s" % (t["name"], ", ".join(others))
-            if others else ""), "service %s/%s" % (t["namespace"], t["name"]),
-            "point %s.to at an existing Service (kubectl get services -A | grep %s)" % (path["var"], t["name"]))
+            t["fqdn"], t["name"], t["namespace"], hint), "service %s/%s" % (t["namespace"], t["name"]),
+            "point %s.to at an existing Service (%s)" % (
+                path["var"], "%s.%s:%d" % (near[0], t["namespace"], t["port"]) if near and not others
+                else "kubectl get services -A | grep %s" % t["name"]))
     coredns = [p for p in _live_pods(objs, dns_namespace)
                if (_meta(p).get("labels") or {}).get("k8s-app") == "kube-dns"]
     ready = _ready_endpoints(objs, dns_namespace, dns_service)

@@ -428,6 +428,7 @@ tr.explained{color:#59636e}details.explained summary{cursor:pointer;color:#59636
 #unexplained{border-left:6px solid #bf8700;padding:4px 12px;background:#fff8c5}
 #summary{list-style:none;padding:0;display:flex;gap:18px;margin:0 0 8px}#summary a{color:inherit}
 .status.passed{color:#1a7f37}.status.failed{color:#cf222e}.status.skipped{color:#9a6700}
+td.layer.ok{background:#dafbe1}td.layer.failed{background:#ffebe9;font-weight:bold}td.layer.unknown{color:#59636e}
 """
 
 
@@ -592,6 +593,8 @@ def _html_checks(report, out):
         msg = (res.get("msg") or "").strip()
         if msg and (not findings or status != "failed"):
             out.append('<pre class="msg">%s</pre>' % _esc(msg))
+        if check == "paths":
+            _html_paths((res.get("evidence") or {}).get("paths") or [], out)
         rest = [i for i in range(len(findings)) if (check, i) not in done]
         explained = [i for i in range(len(findings)) if (check, i) in done]
         if rest:
@@ -605,6 +608,27 @@ def _html_checks(report, out):
                            "".join(_finding_row(check, i, findings[i], done[(check, i)]) for i in explained)))
         out.append("</section>")
     out.append("</section>")
+
+
+def _html_paths(paths, out):
+    """The application paths: one row each, its verdict and every layer's status (detail on hover)."""
+    if not paths:
+        return
+    layers = ("dns", "service", "netpol", "connect")
+    out.append('<table class="findings" id="paths"><thead><tr><th>from</th><th>to</th><th>verdict</th>%s</tr>'
+               '</thead><tbody>' % "".join("<th>%s</th>" % n for n in layers))
+    for i, p in enumerate(paths):
+        cells = []
+        for name in layers:
+            layer = (p.get("layers") or {}).get(name) or {}
+            cells.append('<td%s>%s</td>' % (_attrs(**{"class": "layer %s" % _slug(layer.get("status", "")),
+                                                       "data-layer": name, "title": layer.get("detail")}),
+                                             _esc(layer.get("status", ""))))
+        out.append('<tr%s><td>%s</td><td>%s/%s</td><td class="verdict">%s</td>%s</tr>' % (
+            _attrs(id="path-%d" % i, data_verdict=p.get("verdict", "")),
+            _esc((p.get("from") or {}).get("workload", "")), _esc(p.get("to", "")), _esc(p.get("protocol", "")),
+            _esc(p.get("verdict", "")), "".join(cells)))
+    out.append("</tbody></table>")
 
 
 def _html_summary(report):

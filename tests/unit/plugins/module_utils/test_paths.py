@@ -96,6 +96,18 @@ def applied(fix):
      "validate_paths[0].from.selector: 'app' is not a label selector"),
     ({"from": MARKET, "to": "recommendations:50051", "protocol": "sctp"}, "validate_paths[0].protocol: 'sctp' is not"),
     ("recommendations:50051", "validate_paths[0]: expected {from:"),
+    # a misspelt key is named, not silently ignored (a typo would otherwise change the path judged)
+    ({"from": MARKET, "to": "recommendations:50051", "protocl": "udp"},
+     "validate_paths[0]: unknown key 'protocl' (expected: from, to, protocol)"),
+    ({"from": {"namespace": "shop", "selector": {"app": "marketplace"}, "labels": {"app": "x"}},
+      "to": "recommendations:50051"}, "validate_paths[0].from: unknown key 'labels' (expected: namespace, selector)"),
+    ({"from": {"namespce": "shop", "selector": {"app": "marketplace"}}, "to": "recommendations:50051"},
+     "validate_paths[0].from: unknown key 'namespce'"),
+    ({"from": {"selector": {"app": "marketplace"}}, "to": "recommendations:50051"},
+     "validate_paths[0].from.namespace: missing: the source workload's namespace (namespaces: kube-system, other, shop)"),
+    ({"from": {"namespace": "shop", "selector": {"matchLabels": {"app": "marketplace", "tier": "web"}}},
+      "to": "recommendations:50051"},
+     "validate_paths[0].from.selector: app=marketplace,tier=web matches no workload in namespace shop"),
 ])
 def test_bad_input_names_the_variable(item, message):
     with pytest.raises(paths.PathInputError) as err:
@@ -133,6 +145,15 @@ def test_open_cluster_every_layer_ok():
         "dns": "ok", "service": "ok", "netpol": "ok", "connect": "skipped"}
     assert r["layers"]["service"]["detail"] == ("Service shop/recommendations TCP/50051 -> targetPort grpc, "
                                                 "2 ready endpoint(s)")
+
+
+def test_dns_layer_misspelt_service_names_the_nearest():
+    results, findings = judge(world(), to="recommendation:50051")
+    [f] = findings
+    assert f["observed"].endswith("recommendation.shop.svc.cluster.local does not exist: no Service recommendation in "
+                                  "namespace shop; did you mean recommendations (Service shop/recommendations)? "
+                                  "(NXDOMAIN)")
+    assert f["remediation"] == "point validate_paths[0].to at an existing Service (recommendations.shop:50051)"
 
 
 def test_dns_layer_missing_service():

@@ -172,3 +172,24 @@ def test_dns_timeout_fix_names_the_coredns_nodes():
     [f] = paths_check(world(), probe("node3", dns="timeout", connect="skipped"))["findings"]
     assert f["remediation"] == ("check cluster DNS from namespace shop (see the dns check) and the node path "
                                 "(node_reachability) from node3 to the CoreDNS pods on node1, node2 (udp/53)")
+
+
+def test_html_report_shows_each_path_and_its_layers():
+    from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis import render
+    from tests.fakes.html_dom import Dom
+
+    checks, causes = diagnose(Cluster(SEED), world(), probe("node2", connect="timeout"))
+    report = {"headline": dg.headline(checks, causes), "root_causes": causes, "checks": checks,
+              "unexplained": dg.unexplained(checks, causes)}
+    dom = Dom(render.html(report))
+    [row] = dom.select("tr", id="path-0")
+    assert row["attrs"]["data-verdict"] == "blocked" and "parents" in row
+    assert "deployment shop/marketplace" in row["text"] and "recommendations:50051/tcp" in row["text"]
+    cells = {e["attrs"]["data-layer"]: (e["attrs"]["class"], e["attrs"].get("title")) for e in dom.elements
+             if e["tag"] == "td" and "data-layer" in e["attrs"]}
+    assert {k: v[0] for k, v in cells.items()} == {"dns": "layer ok", "service": "layer ok", "netpol": "layer ok",
+                                                   "connect": "layer failed"}
+    assert cells["connect"][1] == "the connection from the source namespace gave timeout"
+    # the path's finding is folded under the cause that explains it
+    [finding_row] = dom.select("tr", id="finding-paths-0")
+    assert finding_row["attrs"]["data-explained-by"] == "1" and "details" in finding_row["parents"]
