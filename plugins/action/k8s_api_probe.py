@@ -147,6 +147,7 @@ class ActionModule(ActionBase):
                 "make %s reachable from the controller (the kubeconfig's server: the control plane's public address "
                 "or the NLB name, port 6443 open to admin_cidr), or give the first control plane %s so that the reads "
                 "run there" % (where, "/etc/kubernetes/admin.conf"),
-                where=where, server=res["server"], kubeconfig=path, reason=res["reason"])
+                where=where, server=res["server"], kubeconfig=path, reason=res["reason"],
+                cli="kubectl --kubeconfig %s get --raw /readyz" % path)
         result["_ansible_verbose_always"] = True
         return result

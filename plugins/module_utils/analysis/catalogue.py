@@ -19,7 +19,10 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import re
+
 SG_PLACEHOLDER = "<node-sg-id>"
+SUBNET_PLACEHOLDER = "<subnet-id>"
 VPC_RESOLVER = "169.254.169.253"
 ROLE_VAR_SELF_REF = "ec2_network_sg_self_reference: true"
 ROLE_VAR_EGRESS = "ec2_network_egress_cidrs: ['0.0.0.0/0']"
@@ -27,7 +30,7 @@ ROLE_VAR_ADMIN_CIDR = "ec2_network_admin_cidr: <your admin network, e.g. 203.0.1
 ROLE_VAR_ENCAP = "calico_encapsulation: IPIP"
 ROLE_VAR_FORWARD = "coredns_forward_target: %s" % VPC_RESOLVER
 ROLE_VAR_RESOLV_CONF = "kubeadm_kubelet_resolv_conf: auto"
-VALIDATE = "ansible-playbook playbooks/validate.yml"
+VALIDATE = "ansible-playbook -i <inventory> kubeadm_ec2.cluster.validate"
 
 OBSERVATION = "observation"
 CAUSE = "cause"
@@ -98,6 +101,47 @@ FINDING_IDS = tuple(k for k, v in ENTRIES.items() if v["kind"] != DIAGNOSIS)
 CAUSE_IDS = tuple(ENTRIES)
 
 
+# -- one command --------------------------------------------------------------------------------------
+_PROGRAM = re.compile(r"^[a-z][a-z0-9._-]*( |$)")
+_PROSE = re.compile(r"(^|\s)(or|then|and|if|else)(\s|$)", re.I)
+
+
+def _unquoted(text):
+    """``text`` with every single- or double-quoted part blanked out."""
+    out, quote = [], None
+    for ch in text:
+        if quote:
+            if ch == quote:
+                quote = None
+            out.append(" ")
+        elif ch in "'\"":
+            quote = ch
+            out.append(" ")
+        else:
+            out.append(ch)
+    return "".join(out), quote is None
+
+
+def is_one_command(text):
+    """Whether ``text`` is ONE shell command a user can paste: a program name first, one line, balanced
+    quotes, and outside quotes no command separator (``;``, ``&&``, ``||``), no subshell or heredoc
+    (``(``, ``)``, ``<<``) and no prose (a ``label: `` before the command, or/then/and/if/else). A pipeline
+    (``a | b``) is one command."""
+    if not isinstance(text, str) or not text.strip() or "\n" in text or not _PROGRAM.match(text):
+        return False
+    bare, balanced = _unquoted(text)
+    if not balanced:
+        return False
+    return not (any(sep in bare for sep in (";", "&&", "||", "(", ")", "<<", ": ")) or _PROSE.search(bare))
+
+
+def validate_cli(check=None):
+    """The command that re-runs validate (only ``check`` when given): what shows a fix worked."""
+    if not check:
+        return VALIDATE
+    return "%s -e '{\"validate_checks\": [\"%s\"]}'" % (VALIDATE, check)
+
+
 def entry(fid):
     """The catalogue entry of ``fid`` (raises ValueError for an unknown id)."""
     if fid not in ENTRIES:
@@ -138,10 +182,10 @@ def self_ref_fix(sg_id=None):
 
 
 def self_ref_verify(sg_id=None):
+    """Prints the group's own id once the self-referencing rule is there (an empty list before)."""
     sg = sg_id or SG_PLACEHOLDER
     return ("aws ec2 describe-security-groups --group-ids %s --query "
-            "\"SecurityGroups[0].IpPermissions[?IpProtocol=='-1'].UserIdGroupPairs[].GroupId\" "
-            "(must list %s); then %s" % (sg, sg, VALIDATE))
+            "\"SecurityGroups[0].IpPermissions[?IpProtocol=='-1'].UserIdGroupPairs[].GroupId\"" % sg)
 
 
 def encap_fix(labels, permissions, sg_id=None):
@@ -160,16 +204,39 @@ def egress_443_cli(sg_id):
             "--ip-permissions 'IpProtocol=tcp,FromPort=443,ToPort=443,IpRanges=[{CidrIp=0.0.0.0/0}]'" % sg_id)
 
 
-def outside_sg_cli(dst_nodes, subnets=()):
-    """Where to look for a drop the security group does not explain."""
-    cli = "on %s: sudo iptables -S; sudo nft list ruleset" % ", ".join(dst_nodes)
-    if subnets:
-        cli += ("; aws ec2 describe-network-acls --filters Name=association.subnet-id,Values=%s"
-                % ",".join(sorted(subnets)))
-    return cli
+def host_firewall_cli(nodes):
+    """Lists the packet filter rules (nftables; iptables-nft rules show there too) of ``nodes``."""
+    return "ansible -i <inventory> %s --become -m ansible.builtin.command -a 'nft list ruleset'" % ":".join(nodes)
+
+
+def nacl_cli(subnets):
+    """Lists the network ACLs of ``subnets``."""
+    return ("aws ec2 describe-network-acls --filters Name=association.subnet-id,Values=%s"
+            % ",".join(sorted(subnets) or [SUBNET_PLACEHOLDER]))
+
+
+def outside_sg_cli(dst_nodes, subnets=(), same_subnet=True):
+    """Where to look for a drop the security group does not explain: the nodes' own packet filter
+    when a dropped pair shares a subnet (network ACLs do not filter inside a subnet), else the
+    network ACLs of the subnets."""
+    if same_subnet or not subnets:
+        return host_firewall_cli(dst_nodes)
+    return nacl_cli(subnets)
 
 
 # -- DNS remediation -------------------------------------------------------------------------------
+def coredns_forward_cli(target=VPC_RESOLVER, namespace="kube-system"):
+    """Points the Corefile's forward at ``target`` (the VPC resolver by default); CoreDNS's reload
+    plugin picks the change up, and a crash-looping pod reads it when it restarts."""
+    return ("kubectl -n %s get configmap coredns -o yaml | sed -E 's#forward [.] [^{]+#forward . %s #' | "
+            "kubectl apply -f -" % (namespace, target))
+
+
+def coredns_pods_cli(namespace="kube-system"):
+    """Shows whether the CoreDNS pods run and are ready."""
+    return "kubectl -n %s get pods -l k8s-app=kube-dns -o wide" % namespace
+
+
 def coredns_loop_fix(namespace="kube-system"):
     return ("break the forwarding loop: set resolvConf: /run/systemd/resolve/resolv.conf in the kubelet "
             "configuration (/var/lib/kubelet/config.yaml) on every node and restart kubelet, or change the "
@@ -184,5 +251,5 @@ def upstream_fix():
 
 
 def dns_verify(name="kubernetes.default.svc.cluster.local"):
-    return ("kubectl run dns-check --rm -i --restart=Never --image=busybox:1.36.1 -- nslookup %s; then %s"
-            % (name, VALIDATE))
+    """Resolves ``name`` from a throw-away pod through the cluster DNS."""
+    return "kubectl run dns-check --rm -i --restart=Never --image=busybox:1.36.1 -- nslookup %s" % name

@@ -163,6 +163,11 @@ def _sg_rule_text(sg):
     return "; ".join(parts) or "nothing"
 
 
+def _cli(f):
+    """The one command that fixes finding ``f`` (its ``cli``; the remediation text for an old finding)."""
+    return f.get("cli") or f.get("remediation") or ""
+
+
 def _cause(cid, title, confidence, refs, evidence, cli, role_var, verify):
     return {"id": cid, "title": title, "confidence": confidence, "explains": refs,
             "evidence": evidence, "fix": {"cli": cli, "role_var": role_var}, "verify": verify}
@@ -297,7 +302,7 @@ def _rule_pairs(ctx, taken):
         by_key = ctx.by_key
         refs = [_ref(c, i, by_key[(c, i)]) for (c, i), _ps in out_cells]
         refs += _pod_refs(ctx, pairs, "outside", taken)
-        evidence, dsts, subnets = [], set(), set()
+        evidence, dsts, subnets, same = [], set(), set(), False
         for (c, i), ps in out_cells:
             d = by_key[(c, i)]["details"]
             dsts.add(d["dst"])
@@ -309,15 +314,15 @@ def _rule_pairs(ctx, taken):
                 if inst.get("SubnetId"):
                     subnets.add(inst["SubnetId"])
             if s.get("SubnetId") and s.get("SubnetId") == t.get("SubnetId"):
+                same = True
                 evidence.append("%s and %s share subnet %s: network ACLs do not filter traffic inside a subnet, so "
                                 "the drop is on %s itself (host firewall)"
                                 % (d["src"], d["dst"], s["SubnetId"], d["dst"]))
         where = _short(sorted(dsts))
         causes.append(_cause(
             "BLOCKED_OUTSIDE_SG", "%s, towards %s" % (cat.title("BLOCKED_OUTSIDE_SG"), where), LIKELY, refs,
-            evidence, cat.outside_sg_cli(sorted(dsts), subnets), "",
-            "on %s: sudo iptables -S | grep -E 'DROP|REJECT' shows no rule for these ports; then %s"
-            % (where, cat.VALIDATE)))
+            evidence, cat.outside_sg_cli(sorted(dsts), subnets, same or not subnets), "",
+            cat.validate_cli("node_reachability")))
     # NODE_PORTS_BLOCKED: no security group data to judge with
     if unk_cells and not adopt:
         by_key = ctx.by_key
@@ -328,10 +333,8 @@ def _rule_pairs(ctx, taken):
                     "placed in the group or outside it"]
         causes.append(_cause(
             "NODE_PORTS_BLOCKED", cat.title("NODE_PORTS_BLOCKED"), LIKELY, refs, evidence,
-            "aws ec2 describe-security-groups --group-ids %s ; if it has no self-referencing rule: %s ; else %s"
-            % (ctx.node_sg or cat.SG_PLACEHOLDER, cat.self_ref_cli(ctx.node_sg or None),
-               cat.outside_sg_cli(sorted({by_key[k]["details"]["dst"] for k, _ps in unk_cells}))),
-            cat.ROLE_VAR_SELF_REF, "run validate with sg_audit enabled: %s" % cat.VALIDATE))
+            "aws ec2 describe-security-groups --group-ids %s" % (ctx.node_sg or cat.SG_PLACEHOLDER),
+            cat.ROLE_VAR_SELF_REF, cat.validate_cli()))
     return causes
 
 
@@ -352,8 +355,8 @@ def _rule_dead_nodes(ctx, taken):
                     c2 == "paths" and (node == d.get("src_node") and _path_pairs(d) or node in _path_pairs(d)):
                 refs.append(_ref(c2, i2, g))
         causes.append(_cause("NODE_UNREACHABLE", "%s: %s" % (cat.title("NODE_UNREACHABLE"), node), CERTAIN, refs,
-                             ["node_reachability: %s" % f["observed"]], f["remediation"], "",
-                             "aws ec2 describe-instance-status; then %s" % cat.VALIDATE))
+                             ["node_reachability: %s" % f["observed"]], _cli(f), "",
+                             cat.validate_cli("node_reachability")))
     return causes
 
 
@@ -380,23 +383,20 @@ def _rule_coredns(ctx, taken):
             evidence.append("dns: %s" % no_eps[0][2]["observed"])
             no_eps = []
         causes.append(_cause("COREDNS_LOOP", cat.title("COREDNS_LOOP"), CERTAIN, refs, evidence,
-                             cat.coredns_loop_fix(), cat.role_var("COREDNS_LOOP"),
-                             "kubectl -n kube-system get pods -l k8s-app=kube-dns (all Running and Ready, no "
-                             "restarts); then %s" % cat.VALIDATE))
+                             cat.coredns_forward_cli(), cat.role_var("COREDNS_LOOP"), cat.coredns_pods_cli()))
     crashed = [(c, i, f) for c, i, f in ctx.of("COREDNS_NOT_READY") if not (f.get("details") or {}).get("loop")]
     if crashed and no_eps and none_ready:
         # every CoreDNS pod down for another reason: the endpoints are empty because of it
         refs = [_ref(c, i, f) for c, i, f in crashed + no_eps] + _dns_service_refs(ctx, taken)
         causes.append(_cause("COREDNS_NOT_READY", cat.title("COREDNS_NOT_READY"), CERTAIN, refs,
-                             ["dns: %s" % f["observed"] for _c, _i, f in crashed + no_eps], crashed[0][2]["remediation"],
-                             "", "kubectl -n kube-system get pods -l k8s-app=kube-dns; then %s" % cat.VALIDATE))
+                             ["dns: %s" % f["observed"] for _c, _i, f in crashed + no_eps], _cli(crashed[0][2]),
+                             "", cat.coredns_pods_cli()))
         no_eps = []
     for c, i, f in no_eps:
         refs = [_ref(c, i, f)] + _dns_service_refs(ctx, taken | {(c, i)})
         causes.append(_cause("DNS_NO_ENDPOINTS", cat.title("DNS_NO_ENDPOINTS"), CERTAIN, refs,
-                             ["dns: %s" % f["observed"], "dns: %s" % f["why"]], f["remediation"], "",
-                             "kubectl -n kube-system get endpointslices -l kubernetes.io/service-name=kube-dns; "
-                             "then %s" % cat.VALIDATE))
+                             ["dns: %s" % f["observed"], "dns: %s" % f["why"]], _cli(f), "",
+                             "kubectl -n kube-system get endpointslices -l kubernetes.io/service-name=kube-dns"))
     return causes
 
 
@@ -435,7 +435,7 @@ def _rule_upstream(ctx, taken):
     if fw:
         evidence.append("dns: the Corefile forwards '.' to %s" % ", ".join(fw))
     return [_cause("UPSTREAM_TIMEOUT", cat.title("UPSTREAM_TIMEOUT"), confidence, refs, evidence,
-                   cat.upstream_fix(), cat.role_var("UPSTREAM_TIMEOUT"),
+                   cat.coredns_forward_cli(), cat.role_var("UPSTREAM_TIMEOUT"),
                    cat.dns_verify((first.get("details") or {}).get("name") or "<external name>"))]
 
 
@@ -454,8 +454,8 @@ def _rule_single(ctx, taken):
             refs += [_ref(c2, i2, g) for c2, i2, g in ctx.of("DNS_LOOKUP_FAILED")
                      if (c2, i2) not in taken and (g.get("details") or {}).get("namespace") == ns]
         causes.append(_cause(f["id"], "%s: %s" % (cat.title(f["id"]), f.get("where") or c), CERTAIN, refs,
-                             ["%s: %s" % (c, f["observed"])], f["remediation"], cat.role_var(f["id"]),
-                             "re-run the %s check: %s" % (c, cat.VALIDATE)))
+                             ["%s: %s" % (c, f["observed"])], _cli(f), cat.role_var(f["id"]),
+                             cat.validate_cli(c)))
         taken = taken | {(r["check"], r["index"]) for r in refs}
     return causes
 

@@ -254,18 +254,20 @@ def dns_endpoint_findings(state, namespace="kube-system"):
             namespace, state.get("service_ip") or "no clusterIP", state.get("slices_found", 0))
     if not pods:
         why = "no CoreDNS pod exists (label k8s-app=kube-dns), so every DNS query to the service IP times out"
-        fix = ("deploy CoreDNS: kubeadm init phase addon coredns, or "
-               "kubectl -n %s scale deployment coredns --replicas=2" % namespace)
+        cli = "kubectl -n %s scale deployment coredns --replicas=2" % namespace
+        fix = "deploy CoreDNS: kubeadm init phase addon coredns, or %s" % cli
     elif not ready:
         why = "none of the %d CoreDNS pod(s) is Ready, so the service has nothing to send queries to" % len(pods)
-        fix = ("fix the CoreDNS pods (see COREDNS_NOT_READY), then kubectl -n %s rollout restart "
-               "deployment coredns" % namespace)
+        cli = "kubectl -n %s rollout restart deployment coredns" % namespace
+        fix = "fix the CoreDNS pods (see COREDNS_NOT_READY), then %s" % cli
     else:
         why = ("%d CoreDNS pod(s) are Ready but the Service selector %s does not select them"
                % (len(ready), _fmt_labels(state.get("service_selector"))))
+        labels = (state.get("coredns_labels") or [{}])[0] or {"k8s-app": "kube-dns"}
         fix = ("make the kube-dns Service selector match the CoreDNS pod labels (%s): kubectl -n %s edit "
-               "service kube-dns" % (_fmt_labels((state.get("coredns_labels") or [{}])[0]), namespace))
-    return [finding("DNS_NO_ENDPOINTS", observed, why, fix, where="%s/kube-dns" % namespace)]
+               "service kube-dns" % (_fmt_labels(labels), namespace))
+        cli = "kubectl -n %s patch service kube-dns -p '%s'" % (namespace, netpol._json({"spec": {"selector": labels}}))
+    return [finding("DNS_NO_ENDPOINTS", observed, why, fix, where="%s/kube-dns" % namespace, cli=cli)]
 
 
 def coredns_findings(state, node_resolv=None, namespace="kube-system"):
@@ -292,12 +294,13 @@ def coredns_findings(state, node_resolv=None, namespace="kube-system"):
             why = ("the Corefile forwards '.' to /etc/resolv.conf and the resolv.conf kubelet gives pods points "
                    "to a loopback resolver (%s); CoreDNS forwards to itself and its loop plugin stops it"
                    % (where_loop or "127.0.0.53 / 127.0.0.11"))
-            fix = loop_fix
+            fix, cli = loop_fix, cat.coredns_forward_cli(VPC_RESOLVER, namespace)
         else:
             why = "a CoreDNS replica that is not Ready serves no queries; DNS degrades or fails cluster-wide"
             fix = ("kubectl -n %s describe pod %s; kubectl -n %s logs %s --previous"
                    % (namespace, pod["name"], namespace, pod["name"]))
-        out.append(finding("COREDNS_NOT_READY", observed, why, fix,
+            cli = "kubectl -n %s logs %s --previous" % (namespace, pod["name"])
+        out.append(finding("COREDNS_NOT_READY", observed, why, fix, cli=cli,
                            where="%s/%s@%s" % (namespace, pod["name"], pod["node"] or "?"),
                            reason=reason, loop=bool(forwards_resolv and (risky or looped))))
     if not out and risky:
@@ -341,6 +344,16 @@ def _coredns_stand_in(name, namespace, labels, ip, node):
     return {"metadata": {"name": name, "namespace": namespace, "labels": labels},
             "spec": {"nodeName": node, "containers": [{"name": "coredns", "ports": COREDNS_PORTS}]},
             "status": {"phase": "Running", "podIP": ip or ""}}
+
+
+def allow_dns_policy(namespace, dns_namespace="kube-system"):
+    """The allow-dns NetworkPolicy of ``allow_dns_policy_yaml`` as an object (for ``netpol.apply_cli``)."""
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": {"name": "allow-dns", "namespace": namespace},
+            "spec": {"podSelector": {}, "policyTypes": ["Egress"],
+                     "egress": [{"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": dns_namespace}},
+                                         "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
+                                 "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}]}}
 
 
 def allow_dns_policy_yaml(namespace, dns_namespace="kube-system"):
@@ -406,6 +419,7 @@ def netpol_findings(policies, pods, namespaces, state, dns_namespace="kube-syste
         observed = "NetworkPolicy %s selects %d pod(s) (%s) and allows no egress to %s 53 of the CoreDNS pods" % (
             "/".join(names), len(pod_names), shown, "/".join(blocked))
         fix = "add an allow-dns egress policy (UDP and TCP 53 to kube-system): " + allow_dns_policy_yaml(ns, dns_namespace)
+        cli = netpol.apply_cli([allow_dns_policy(ns, dns_namespace)])
         details = {}
         near = entry["near"]
         if near:
@@ -417,13 +431,14 @@ def netpol_findings(policies, pods, namespaces, state, dns_namespace="kube-syste
                 fixes += netpol.rule_fixes(side["nearest"], dst, dst, 53, proto, ns_labels)
             if fixes:
                 fix = "%s; or %s" % (netpol.combine_fixes(fixes), fix)
+                cli = netpol.fix_cli(fixes) or cli
             details["nearest"] = {"policy": near["policy"], "rule": near["rule"], "why": near["why"]}
         out.append(finding(
             "NETPOL_BLOCKS_DNS", observed,
             "pods selected by an egress policy may only send what some policy allows: their DNS queries "
             "are dropped, so name lookups time out in namespace %s only" % ns if "UDP" in blocked else
             "DNS answers larger than 512 bytes retry over TCP 53, which these policies drop",
-            fix, severity=ERROR if "UDP" in blocked else WARNING,
+            fix, severity=ERROR if "UDP" in blocked else WARNING, cli=cli,
             where="namespace %s" % ns, policies=list(names), pods=sorted(pod_names), blocked=list(blocked), **details))
     return out
 
@@ -514,17 +529,19 @@ def selector_finding(ns, name, selector, service_ports, candidates, where):
         labels = _meta(pods[0]).get("labels") or {}
         patch = dict((k, labels.get(k)) for k in sorted(selector) if labels.get(k) != selector[k])
         body = ",".join('"%s":%s' % (k, '"%s"' % v if v is not None else "null") for k, v in sorted(patch.items()))
-        fix = ("kubectl -n %s patch service %s -p '{\"spec\":{\"selector\":{%s}}}' (the nearest workload that "
-               "declares %s: %s; or label its pods %s)" % (ns, name, body, targets, wl, _fmt_labels(selector)))
+        cli = "kubectl -n %s patch service %s -p '{\"spec\":{\"selector\":{%s}}}'" % (ns, name, body)
+        fix = ("%s (the nearest workload that declares %s: %s; or label its pods %s)"
+               % (cli, targets, wl, _fmt_labels(selector)))
         why = ("a Service whose selector matches no pod has no endpoints: its name resolves but connections are "
                "refused or hang")
     else:
         fix = ("no pod in namespace %s declares containerPort %s, so no selector change gives this Service "
                "endpoints: deploy the pods it is meant for, declare the port in their containers, or change the "
                "Service's targetPort (kubectl -n %s get pods --show-labels)" % (ns, targets, ns))
+        cli = "kubectl -n %s get pods --show-labels" % ns
         why = ("a Service whose selector matches no pod has no endpoints, and no pod here could serve its "
                "targetPort: its name resolves but connections are refused or hang")
-    return finding("SVC_NO_ENDPOINTS", observed, why, fix, where=where, reason="selector",
+    return finding("SVC_NO_ENDPOINTS", observed, why, fix, where=where, reason="selector", cli=cli,
                    candidates=[wl for wl, _p in ranked], not_serving=sorted({workload_name(p) for p in skipped}))
 
 
@@ -562,16 +579,16 @@ def service_findings(services, pods, skip_namespaces=()):
             declared = ", ".join(sorted({"%s%s/%s" % ("%s:" % p["name"] if p["name"] else "", p["port"], p["protocol"])
                                          for p in ports})) or "none"
             numeric = sorted({p["port"] for p in ports if p["protocol"] == proto})
-            fix = ("kubectl -n %s patch service %s --type=json -p '[{\"op\":\"replace\",\"path\":\"/spec/ports/%d/"
-                   "targetPort\",\"value\":%s}]' (or change the containers' containerPort to %s)"
-                   % (ns, name, (spec.get("ports") or []).index(sp),
-                      numeric[0] if numeric else '"<port>"', target))
+            cli = ("kubectl -n %s patch service %s --type=json -p '[{\"op\":\"replace\",\"path\":\"/spec/ports/%d/"
+                   "targetPort\",\"value\":%s}]'" % (ns, name, (spec.get("ports") or []).index(sp),
+                                                       numeric[0] if numeric else '"<port>"'))
+            fix = "%s (or change the containers' containerPort to %s)" % (cli, target)
             out.append(finding(
                 "SVC_NO_ENDPOINTS",
                 "port %s targetPort %s/%s matches no containerPort of the %d selected pod(s) (declared: %s)"
                 % (sp.get("name") or sp.get("port"), target, proto, len(matched), declared),
                 "traffic to the Service is sent to a port nothing listens on: connection refused",
-                fix, where=where, reason="port"))
+                fix, where=where, reason="port", cli=cli))
     return out
 
 
@@ -678,7 +695,8 @@ def host_findings(node_results, state=None, timeout=None):
             "(or with a wrong clusterDNS address) no query reaches CoreDNS",
             "check kube-proxy on %s (kubectl -n kube-system get pods -l k8s-app=kube-proxy -o wide; "
             "iptables -t nat -L KUBE-SERVICES | grep %s) and that kubelet clusterDNS equals the kube-dns "
-            "Service clusterIP" % (node, qs[0]["server"]), where=node))
+            "Service clusterIP" % (node, qs[0]["server"]), where=node,
+            cli="kubectl -n kube-system get pods -l k8s-app=kube-proxy -o wide"))
     if upstream:
         fw = [t for f in corefile_forwards(state.get("corefile")) if f["from"] == "." for t in f["to"]]
         out.append(_upstream_finding(sorted({src for src, _q in upstream}), upstream[0][1], fw, t, upstream_pods))
@@ -700,7 +718,7 @@ def _upstream_finding(sources, q, forward_targets, t, pods=None):
         "answer within %s: external names fail in every pod ('i/o timeout' in CoreDNS logs)"
         % (", ".join(forward_targets) or "forward target of the Corefile", t),
         cat.upstream_fix(),
-        where=", ".join(sources), name=q["name"], forward=forward_targets)
+        where=", ".join(sources), name=q["name"], forward=forward_targets, cli=cat.coredns_forward_cli())
 
 
 def _missing_finding(src, q):
@@ -712,7 +730,8 @@ def _missing_finding(src, q):
         "CoreDNS does not serve the cluster zone: its kubernetes plugin is missing or uses another domain",
         "kubectl get service -A | grep %s; check the name (<service>.<namespace>.svc.<domain>) and the "
         "Corefile 'kubernetes' line" % q["name"].split(".")[0],
-        severity=ERROR, where=src, name=q["name"])
+        severity=ERROR, where=src, name=q["name"],
+        cli="kubectl get services -A --field-selector metadata.name=%s" % q["name"].split(".")[0])
 
 
 # -- pod path ------------------------------------------------------------------------------------
@@ -807,7 +826,8 @@ def pod_findings(pod_results, namespace="default", timeout=None):
                 "kubectl -n %s describe pod <probe>; check the node is Ready, kubelet runs and the image %s can "
                 "be pulled (validate_dns_probe_image), or disable the pod path (validate_dns_pod_probe: false)"
                 % (namespace, res.get("image") or "<image>"),
-                where=node, pod=pod, outcome=res.get("outcome")))
+                where=node, pod=pod, outcome=res.get("outcome"),
+                cli="kubectl -n %s get events --field-selector involvedObject.name=%s" % (namespace, pod or "<probe>")))
             continue
         results = res.get("results") or []
         cluster_ok = [r["name"] for r in results if r["kind"] != "external" and r["status"] == "ok"]

@@ -4,15 +4,18 @@
 """Findings: the one data shape every check returns.
 
 A finding says what was observed (and where), why it breaks the cluster and the
-exact remediation. Modules turn a list of findings into ``fail_json`` or
-``exit_json``; nothing here does I/O, so it is unit-testable without Ansible.
+exact remediation (prose a person reads: the command plus any alternative). An error finding that can
+be a root cause also carries ``cli``: ONE shell command that fixes it, which the diagnosis puts in the
+cause's ``fix.cli`` (``catalogue.is_one_command`` defines what one command is). Modules turn a
+list of findings into ``fail_json`` or ``exit_json``; nothing here does I/O, so it is unit-testable
+without Ansible.
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis.catalogue import FINDING_IDS
+from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis.catalogue import FINDING_IDS, is_one_command
 
 ERROR = "error"
 WARNING = "warning"
@@ -21,8 +24,11 @@ WARNING = "warning"
 CATALOGUE = FINDING_IDS
 
 
-def finding(fid, observed, why, remediation, severity=ERROR, where=None, **details):
-    """Build one finding as a plain dict (JSON-serialisable, stable key order)."""
+def finding(fid, observed, why, remediation, severity=ERROR, where=None, cli=None, **details):
+    """Build one finding as a plain dict (JSON-serialisable, stable key order).
+
+    ``cli``: the one command that fixes it (see the module docstring); raises ValueError when the text
+    is not one command."""
     if fid not in CATALOGUE:
         raise ValueError("unknown finding id %r (not a finding id of analysis/catalogue.py)" % (fid,))
     if severity not in (ERROR, WARNING):
@@ -35,6 +41,10 @@ def finding(fid, observed, why, remediation, severity=ERROR, where=None, **detai
         "why": why,
         "remediation": remediation,
     }
+    if cli is not None:
+        if not is_one_command(cli):
+            raise ValueError("finding %s: cli must be one command, got %r" % (fid, cli))
+        out["cli"] = cli
     if details:
         out["details"] = details
     return out

@@ -505,11 +505,16 @@ def _nodes_text(arches, nodes_by_arch):
     return ", ".join(out)
 
 
+def _build_cli(ref, have, lacking):
+    """The one buildx command that builds every offered architecture plus the lacking ones."""
+    return buildx_command(ref, set(have) | set(lacking) if have else lacking)
+
+
 def _fix(ref, have, lacking, ok_arches):
     """The buildx command for every architecture offered plus the lacking ones (every node
     architecture without a build of its own), and the nodeSelector pin to the architectures that
     already run the image, when there are some."""
-    fix = buildx_command(ref, set(have) | set(lacking) if have else lacking)
+    fix = _build_cli(ref, have, lacking)
     pin = sorted(ok_arches)
     if pin:
         fix += ", or pin the workload to %s nodes with nodeSelector kubernetes.io/arch: %s" % (
@@ -541,6 +546,7 @@ def mismatch_finding(ref, platforms, node_arches, missing, workloads, pull_error
         ok_arches = set(have) & set(node_arches)
     fix = _fix(ref, have, build or missing, ok_arches)
     return finding("IMAGE_ARCH_MISMATCH", observed, why, fix, where=short_name(ref),
+                   cli=_build_cli(ref, have, build or missing),
                    image=ref["name"], platforms=[platform_string(p) for p in platforms],
                    node_arches=node_arches, missing_arches=list(missing),
                    workloads=list(workloads), pull_errors=list(pull_errors))
@@ -558,7 +564,7 @@ def exec_format_finding(ref, platform, node_arches, exec_arches, workloads, star
            "the pull succeeds and the %s kernel refuses the image's %s binaries when the container starts: "
            "\"exec format error\", CrashLoopBackOff" % ("/".join(exec_arches), "/".join(have) or "unknown"))
     return finding("IMAGE_EXEC_FORMAT", observed, why, _fix(ref, have, build or exec_arches, ok_arches),
-                   where=short_name(ref), image=ref["name"], platforms=[plat] if platform else [],
+                   where=short_name(ref), cli=_build_cli(ref, have, build or exec_arches), image=ref["name"], platforms=[plat] if platform else [],
                    node_arches=sorted(set(_arch(a) for a in node_arches)), exec_arches=list(exec_arches),
                    workloads=list(workloads), start_errors=list(start_errors))
 
@@ -591,21 +597,24 @@ def unreachable_finding(ref, status, error, workloads, pull_errors=()):
         observed += "; used by %s" % ", ".join(workloads)
     if status in (401, 403):
         why = "the registry refuses the pull without credentials; nodes without a pull secret fail the same way"
-        fix = ("create a pull secret (kubectl create secret docker-registry regcred --docker-server=%s "
-               "--docker-username=USER --docker-password=PASS) and list it in the pod's imagePullSecrets; "
-               "give this check registry_credentials or docker_config" % ref["registry"])
+        cli = ("kubectl create secret docker-registry regcred --docker-server=%s --docker-username=USER "
+               "--docker-password=PASS" % ref["registry"])
+        fix = ("create a pull secret (%s) and list it in the pod's imagePullSecrets; give this check "
+               "registry_credentials or docker_config" % cli)
     elif status == 404:
         why = "the repository or tag does not exist in the registry, so no node can pull it"
-        fix = "push the image (docker buildx build --platform linux/amd64,linux/arm64 -t %s --push DIR) " \
-              "or correct the reference" % short_name(ref)
+        cli = "docker buildx build --platform linux/amd64,linux/arm64 -t %s --push DIR" % short_name(ref)
+        fix = "push the image (%s) or correct the reference" % cli
     elif status:
         why = "the registry fails the request, so pulls fail too"
         fix = "check the registry's health and the reference %s" % short_name(ref)
+        cli = "curl -sS -o /dev/null -w '%%{http_code}' https://%s/v2/" % ref["registry"]
     else:
         why = "the registry is unreachable (network, DNS, TLS or timeout), so nodes cannot pull either"
         fix = ("allow egress from the nodes to %s (tcp 443, or its port); for a plain-HTTP registry add it "
                "to insecure_registries" % ref["registry"])
-    return finding("IMAGE_UNREACHABLE", observed, why, fix, where=short_name(ref), image=ref["name"],
+        cli = "curl -sS -o /dev/null -w '%%{http_code}' https://%s/v2/" % ref["registry"]
+    return finding("IMAGE_UNREACHABLE", observed, why, fix, where=short_name(ref), image=ref["name"], cli=cli,
                    status=status, error=error or "", workloads=list(workloads), pull_errors=list(pull_errors))
 
 
@@ -626,6 +635,7 @@ def invalid_reference_finding(text, error, workloads):
     observed = error + (("; used by %s" % ", ".join(workloads)) if workloads else "")
     return finding("INPUT_INVALID", observed, "the kubelet cannot parse this image reference either",
                    "fix the image field (registry/repository:tag or @sha256:digest)", where=str(text),
+                   cli="kubectl get pods -A -o jsonpath='{..image}'",
                    workloads=list(workloads))
 
 

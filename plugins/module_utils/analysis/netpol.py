@@ -550,6 +550,24 @@ def combine_fixes(fixes):
     return " ".join([parts[0]] + ["(%s)" % p if p.startswith("or ") else "and %s" % p for p in parts[1:]]) if parts else ""
 
 
+def fix_cli(fixes):
+    """The one command among rule_fixes: the merged JSON patch when every change is to one policy
+    (alternatives left out), else "" (the caller then applies a new policy instead)."""
+    main = [f for f in fixes if not f["alt"]]
+    if not main or len({f["policy"] for f in main}) != 1:
+        return ""
+    ops = []
+    for f in main:
+        ops.extend(op for op in f["ops"] if op not in ops)
+    return _patch(main[0]["policy"], ops) if ops else ""
+
+
+def apply_cli(objects):
+    """ONE command that creates ``objects`` (Kubernetes object dicts): their JSON piped to kubectl apply."""
+    body = objects[0] if len(objects) == 1 else {"apiVersion": "v1", "kind": "List", "items": list(objects)}
+    return "echo '%s' | kubectl apply -f -" % _json(body)
+
+
 # -- near misses: rules that match nothing --------------------------------------------------------
 def _live(pods):
     return [p for p in pods or [] if (p.get("status") or {}).get("phase") not in TERMINAL_PHASES

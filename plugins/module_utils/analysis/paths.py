@@ -26,6 +26,7 @@ import difflib
 import ipaddress
 import re
 
+from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis import catalogue as cat
 from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis import netpol
 from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis.findings import WARNING, finding
 
@@ -160,10 +161,15 @@ def _known_keys(mapping, keys, where):
 
 
 # -- layers --------------------------------------------------------------------------------------
-def _layer(status, detail, obj="", fix="", probe=None):
-    """One layer's verdict; ``probe``: the probe pod's own status (timeout, refused, ...) when the verdict is
-    what a probe pod saw rather than what the objects say."""
-    out = {"status": status, "detail": detail, "object": obj, "fix": fix}
+def _layer(status, detail, obj="", fix="", cli="", apply=None, probe=None):
+    """One layer's verdict; a failed layer has ``fix`` (what to change, for a person) and ``cli`` (the
+    one command that makes the change). ``apply``: the objects that fix it when the fix is to create
+    them (the allow policies), so that the fixes of several layers merge into one command. ``probe``:
+    the probe pod's own status (timeout, refused, ...) when the verdict is what a probe pod saw rather
+    than what the objects say."""
+    out = {"status": status, "detail": detail, "object": obj, "fix": fix, "cli": cli}
+    if apply:
+        out["apply"] = apply
     if probe is not None:
         out["probe"] = probe
     return out
@@ -229,7 +235,8 @@ def service_layer(path, objs):
         return _layer("failed", "Service %s has no %s port %d (ports: %s)" % (
             name, path["protocol"], t["port"], _fmt_svc_ports(svc)), "service " + name,
             "use a port the Service exposes in %s.to, or add %s %d to the Service (kubectl -n %s edit service %s)"
-            % (path["var"], path["protocol"], t["port"], t["namespace"], t["name"]))
+            % (path["var"], path["protocol"], t["port"], t["namespace"], t["name"]),
+            "kubectl -n %s edit service %s" % (t["namespace"], t["name"]))
     target = sp.get("targetPort", sp.get("port"))
     selector = spec.get("selector") or {}
     pods = _live_pods(objs, t["namespace"])
@@ -238,25 +245,27 @@ def service_layer(path, objs):
     ready = _ready_endpoints(objs, t["namespace"], t["name"])
     if selector and not selected:
         near, _new = selector_proposal(svc, sp, pods)
-        return _layer("failed", "Service %s: %s" % (name, near["observed"]), "service " + name, near["remediation"])
+        return _layer("failed", "Service %s: %s" % (name, near["observed"]), "service " + name, near["remediation"],
+                      near.get("cli", ""))
     declared = [p for p in selected if _declares(p, target, path["protocol"])]
     if selected and not declared and (isinstance(target, str) and not target.isdigit()
                                       or any(netpol.container_ports(p) for p in selected)):
         ports = sorted({"%s/%s" % (p["port"], p["protocol"]) for s in selected for p in netpol.container_ports(s)})
         numeric = sorted({p["port"] for s in selected for p in netpol.container_ports(s)
                           if p["protocol"] == path["protocol"]})
+        cli = "kubectl -n %s patch service %s --type=json -p '%s'" % (
+            t["namespace"], t["name"], netpol._json([{"op": "replace", "path": "/spec/ports/%d/targetPort" % idx,
+                                                      "value": numeric[0] if numeric else target}]))
         return _layer("failed", "Service %s: targetPort %s matches no containerPort of the %d selected pod(s) "
                                 "(declared: %s)" % (name, target, len(selected), ", ".join(ports) or "none"),
-                      "service " + name,
-                      "kubectl -n %s patch service %s --type=json -p '%s'" % (
-                          t["namespace"], t["name"], netpol._json([{"op": "replace", "path": "/spec/ports/%d/targetPort"
-                                                                    % idx, "value": numeric[0] if numeric else target}])))
+                      "service " + name, cli, cli)
     if not ready:
         not_ready = [_meta(p).get("name") for p in selected if not _pod_ready(p)]
         return _layer("failed", "Service %s has no ready endpoints%s" % (
             name, " (%d selected pod(s) not Ready: %s)" % (len(not_ready), ", ".join(not_ready[:3])) if not_ready else ""),
             "service " + name, "kubectl -n %s describe pods -l %s; kubectl -n %s get endpointslices -l "
-            "kubernetes.io/service-name=%s" % (t["namespace"], netpol.fmt_labels(selector), t["namespace"], t["name"]))
+            "kubernetes.io/service-name=%s" % (t["namespace"], netpol.fmt_labels(selector), t["namespace"], t["name"]),
+            "kubectl -n %s describe pods -l %s" % (t["namespace"], netpol.fmt_labels(selector)))
     return _layer("ok", "Service %s %s/%d -> targetPort %s, %d ready endpoint(s)" % (
         name, path["protocol"], t["port"], target, len(ready)), "service " + name)
 
@@ -309,14 +318,16 @@ def dns_layer(path, objs, dns_namespace="kube-system", dns_service="kube-dns"):
             t["fqdn"], t["name"], t["namespace"], hint), "service %s/%s" % (t["namespace"], t["name"]),
             "point %s.to at an existing Service (%s)" % (
                 path["var"], "%s.%s:%d" % (near[0], t["namespace"], t["port"]) if near and not others
-                else "kubectl get services -A | grep %s" % t["name"]))
+                else "kubectl get services -A | grep %s" % t["name"]),
+            "kubectl get services -A --field-selector metadata.name=%s" % t["name"])
     coredns = [p for p in _live_pods(objs, dns_namespace)
                if (_meta(p).get("labels") or {}).get("k8s-app") == "kube-dns"]
     ready = _ready_endpoints(objs, dns_namespace, dns_service)
     if not ready:
         return _layer("failed", "Service %s/%s has no ready endpoints: no lookup can succeed" % (
             dns_namespace, dns_service), "service %s/%s" % (dns_namespace, dns_service),
-            "see the dns check (DNS_NO_ENDPOINTS / COREDNS_NOT_READY)")
+            "see the dns check (DNS_NO_ENDPOINTS / COREDNS_NOT_READY)",
+            "kubectl -n %s get endpointslices -l kubernetes.io/service-name=%s" % (dns_namespace, dns_service))
     src = source_pod(path)
     targets = [p for p in coredns if (p.get("status") or {}).get("podIP") in ready] or coredns
     verdicts = [netpol.allowed(src, p, 53, "UDP", objs.get("network_policies"), objs.get("namespaces"),
@@ -325,11 +336,15 @@ def dns_layer(path, objs, dns_namespace="kube-system", dns_service="kube-dns"):
         v = verdicts[0]
         from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis.dns import allow_dns_policy_yaml
 
+        from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis.dns import allow_dns_policy
+
         fix = allow_dns_policy_yaml(path["from"]["namespace"], dns_namespace)
-        near = _near_fix(v, src, targets[0], 53, "UDP", objs)
+        near, near_cli = _near_fix(v, src, targets[0], 53, "UDP", objs)
         return _layer("failed", "NetworkPolicies block DNS (UDP 53 to CoreDNS) from %s: %s" % (
             path["from"]["workload"], v["reason"]), "networkpolicy " + ", ".join(v["deciding"]),
-            "%s%s" % ("%s; or " % near if near else "", fix))
+            "%s%s" % ("%s; or " % near if near else "", fix),
+            near_cli or netpol.apply_cli([allow_dns_policy(path["from"]["namespace"], dns_namespace)]),
+            [allow_dns_policy(path["from"]["namespace"], dns_namespace)])
     detail = "%s resolves through %s/%s (%d ready endpoint(s))" % (
         t.get("fqdn") or t.get("host"), dns_namespace, dns_service, len(ready))
     return _layer("ok" if t["kind"] == "service" else "unknown", detail if t["kind"] == "service" else
@@ -340,11 +355,20 @@ def dns_layer(path, objs, dns_namespace="kube-system", dns_service="kube-dns"):
 def _near_fix(verdict, src, dst, port, proto, objs):
     near = verdict.get("nearest")
     if not near or near["score"] > 1:  # a rule that misses on both peer and port was not meant for this flow
-        return ""
+        return "", ""
     s, d = netpol.endpoint(src), netpol.endpoint(dst)
     other = d if near["direction"] == "Egress" else s
     fixes = netpol.rule_fixes(near, other, d, port, proto, netpol.namespace_labels(objs.get("namespaces")))
-    return netpol.combine_fixes(fixes)
+    return netpol.combine_fixes(fixes), netpol.fix_cli(fixes)
+
+
+def allow_policy(direction, namespace, name, selector, peer, ports):
+    """The NetworkPolicy of ``allow_policy_yaml`` as an object (for ``netpol.apply_cli``)."""
+    key, peers_key = ("ingress", "from") if direction == "Ingress" else ("egress", "to")
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"podSelector": selector, "policyTypes": [direction],
+                     key: [{peers_key: [dict(peer)], "ports": [{"protocol": p, "port": n} for p, n in ports]}]}}
 
 
 def allow_policy_yaml(direction, namespace, name, selector, peer, ports):
@@ -424,27 +448,28 @@ def netpol_layer(path, objs):
     src_sel = (path["from"]["selector"].get("matchLabels") or path["source_labels"])
     flow_name = "allow-%s-to-%s-%s" % (_slug(src_sel), t.get("name") or _slug(t["host"]), t["port"])
     flow_name = flow_name[:240]
+    specs = []
+    src_peer = [("namespaceSelector", {"matchLabels": {netpol.NAME_LABEL: path["from"]["namespace"]}}),
+                ("podSelector", {"matchLabels": src_sel})]
+    ports = [(path["protocol"], target_port)]
     if not first["egress"]["allowed"]:
         if dst_ns:
             peer = [("namespaceSelector", {"matchLabels": {netpol.NAME_LABEL: dst_ns}}),
                     ("podSelector", {"matchLabels": dst_selector})]
         else:
             peer = [("ipBlock", {"cidr": "%s/32" % t["ip"]})]
-        policy = allow_policy_yaml("Egress", path["from"]["namespace"], flow_name + "-egress", {"matchLabels": src_sel}, peer,
-                                   [(path["protocol"], target_port)])
+        specs.append(("Egress", path["from"]["namespace"], flow_name + "-egress", {"matchLabels": src_sel}, peer, ports))
+        if not first["ingress"]["allowed"] and dst_ns:
+            specs.append(("Ingress", dst_ns, flow_name + "-ingress", {"matchLabels": dst_selector}, src_peer, ports))
     else:
-        peer = [("namespaceSelector", {"matchLabels": {netpol.NAME_LABEL: path["from"]["namespace"]}}),
-                ("podSelector", {"matchLabels": src_sel})]
-        policy = allow_policy_yaml("Ingress", dst_ns, flow_name + "-ingress", {"matchLabels": dst_selector}, peer,
-                                   [(path["protocol"], target_port)])
-    if not first["egress"]["allowed"] and not first["ingress"]["allowed"] and dst_ns:
-        ingress = allow_policy_yaml("Ingress", dst_ns, flow_name + "-ingress", {"matchLabels": dst_selector},
-                                    [("namespaceSelector", {"matchLabels": {netpol.NAME_LABEL: path["from"]["namespace"]}}),
-                                     ("podSelector", {"matchLabels": src_sel})], [(path["protocol"], target_port)])
-        policy = "%s\nand %s" % (policy, ingress)
-    near = _near_fix(first, src, dst, first.get("target_port") or t["port"], path["protocol"], objs) if dst else ""
+        specs.append(("Ingress", dst_ns, flow_name + "-ingress", {"matchLabels": dst_selector}, src_peer, ports))
+    policy = "\nand ".join(allow_policy_yaml(*spec) for spec in specs)
+    near, near_cli = _near_fix(first, src, dst, first.get("target_port") or t["port"], path["protocol"], objs) \
+        if dst else ("", "")
     fix = "%s; or %s" % (near, policy) if near else policy
-    return _layer("failed", detail, "networkpolicy " + deciding if deciding else "", fix)
+    policies = [allow_policy(*spec) for spec in specs]
+    return _layer("failed", detail, "networkpolicy " + deciding if deciding else "", fix,
+                  near_cli or netpol.apply_cli(policies), policies)
 
 
 def _slug(value):
@@ -565,12 +590,16 @@ def _path_findings(path, result, traffic):
         layer = layers[failed[0]]
         observed = "%s -> %s/%s is blocked at the %s layer: %s" % (
             src, path["to"], path["protocol"], failed[0], layer["detail"])
-        fix = layer["fix"]
+        fix, cli = layer["fix"], layer["cli"]
+        if len(failed) > 1 and all(layers[name].get("apply") for name in failed):
+            # every failing layer is fixed by new policies: one kubectl apply creates them all
+            cli = netpol.apply_cli([o for name in failed for o in layers[name]["apply"]])
         if len(failed) > 1:  # one finding per path: every failing layer's fix, in the order traffic meets them
             observed += " (also blocked at: %s)" % ", ".join(failed[1:])
             fix = "\n".join("%d. %s: %s" % (n, name, layers[name]["fix"]) for n, name in enumerate(failed, 1))
-        out.append(finding("PATH_BLOCKED", observed, WHY[failed[0]], fix, where=where, path=path["index"],
-                           object=layer["object"], failed_layers=failed, **_where_details(failed[0], layer, traffic)))
+        out.append(finding("PATH_BLOCKED", observed, WHY[failed[0]], fix, where=where, cli=cli or None,
+                           path=path["index"], object=layer["object"], failed_layers=failed,
+                           **_where_details(failed[0], layer, traffic)))
     if layers["netpol"]["status"] == "not-enforced":
         out.append(finding(
             "NETPOL_NOT_ENFORCED", "%s -> %s/%s: %s" % (src, path["to"], path["protocol"], layers["netpol"]["detail"]),
@@ -728,7 +757,7 @@ def apply_probe(result, probe):
         if dns["status"] not in ("ok", "skipped") and layers["dns"]["status"] != "failed":
             layers["dns"] = _layer("failed", "the probe could not resolve the name: %s" % dns["status"], where,
                                    "check cluster DNS from namespace %s (see the dns check)" % result["from"]["namespace"],
-                                   probe=dns["status"])
+                                   cat.validate_cli("dns"), probe=dns["status"])
         elif dns["status"] == "ok" and layers["dns"]["status"] == "unknown":
             layers["dns"] = _layer("ok", "resolved to %s" % dns["answer"], where)
         status = conn["status"]
@@ -750,7 +779,7 @@ def apply_probe(result, probe):
             layers["connect"] = _layer("failed", "the connection from the source namespace gave %s" % status, where,
                                        "see the failing layers above; with every layer ok, check the node path "
                                        "(node_reachability) between the source and destination nodes",
-                                       probe=status)
+                                       cat.validate_cli("node_reachability"), probe=status)
     statuses = [layers[name]["status"] for name in LAYERS]
     result["verdict"] = "blocked" if "failed" in statuses else (
         "unknown" if "unknown" in statuses else "ok")

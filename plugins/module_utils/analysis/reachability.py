@@ -226,7 +226,9 @@ def analyse(nodes, control_planes, probes, listens=None, calico_encapsulation="I
             "check that the instance is running and reachable: its security groups (aws ec2 describe-security-groups "
             "--group-ids %s), the subnet's network ACL and the host firewall (iptables -S / nft list ruleset on %s)"
             % (sg_id or cat.SG_PLACEHOLDER, name),
-            where=name, node=name, ip=nodes[name], reason=why))
+            where=name, node=name, ip=nodes[name], reason=why,
+            cli="aws ec2 describe-instances --filters Name=private-ip-address,Values=%s --query "
+                "'Reservations[].Instances[].[InstanceId,State.Name]'" % nodes[name]))
     warn_pairs = {}
     for src in sorted(nodes):
         for dst in sorted(nodes):

@@ -149,7 +149,7 @@ def audit(instances, groups, calico_encapsulation="IPIP", api_lb_subnets=None):
             "only allow-listed ports pass between nodes: NodePort works, but ClusterIP and DNS traffic crossing nodes "
             "(and kubelet 10250, pod-to-pod on any port) times out",
             "%s ; or set %s for role ec2_network and re-run it" % (cat.self_ref_cli(sg_id), cat.ROLE_VAR_SELF_REF),
-            where=sg_id, security_group_id=sg_id, groups_without_self_reference=without,
+            where=sg_id, cli=cat.self_ref_cli(sg_id), security_group_id=sg_id, groups_without_self_reference=without,
             pairs=["%s->%s" % (s["InstanceId"], d["InstanceId"]) for s, d in no_all]))
     # 2. encapsulation
     cross_subnet = calico.is_cross_subnet(calico_encapsulation)
@@ -165,7 +165,7 @@ def audit(instances, groups, calico_encapsulation="IPIP", api_lb_subnets=None):
                 % (calico_encapsulation, text, len(blocked), _pair_text(blocked)),
                 "%s: pods on different nodes cannot talk while same-node traffic works" % who,
                 cat.encap_fix([text], [cat.sg_permission(proto, port, sg_id)], sg_id),
-                where=sg_id, security_group_id=sg_id, protocol=proto, port=port, need=need,
+                where=sg_id, cli=cat.authorize_ingress_cli(sg_id, [cat.sg_permission(proto, port, sg_id)]), security_group_id=sg_id, protocol=proto, port=port, need=need,
                 calico_encapsulation=calico_encapsulation,
                 pairs=["%s->%s" % (s["InstanceId"], d["InstanceId"]) for s, d in blocked]))
     # 3. source/destination check
@@ -186,7 +186,7 @@ def audit(instances, groups, calico_encapsulation="IPIP", api_lb_subnets=None):
             "other nodes: cross-node pod traffic is dropped",
             "%s ; or use an encapsulating Calico mode (calico_encapsulation: IPIP or VXLAN)"
             % cat.src_dst_check_cli(inst["InstanceId"]),
-            where=inst["InstanceId"], instance_id=inst["InstanceId"]))
+            where=inst["InstanceId"], cli=cat.src_dst_check_cli(inst["InstanceId"]), instance_id=inst["InstanceId"]))
     # 4. egress tcp 443
     by_groups = {}
     for inst in instances:
@@ -202,7 +202,8 @@ def audit(instances, groups, calico_encapsulation="IPIP", api_lb_subnets=None):
                 "kubelet, the AWS cloud provider, image pulls from ECR/registries and package installs cannot reach "
                 "HTTPS endpoints such as the EC2 API: their calls time out",
                 "%s ; or keep 0.0.0.0/0 in ec2_network_egress_cidrs of role ec2_network" % cat.egress_443_cli(first),
-                where=first, security_group_id=first, instances=[i["InstanceId"] for i in insts]))
+                where=first, security_group_id=first, instances=[i["InstanceId"] for i in insts],
+                cli=cat.egress_443_cli(first)))
     # 5. SSH / API open to the world (warning)
     seen = set()
     for key in sorted(by_groups):
@@ -339,7 +340,8 @@ def ha_findings(instances, groups, api_lb_subnets=None, sg_id=None):
             "aws ec2 authorize-security-group-ingress --group-id %s --ip-permissions "
             "'IpProtocol=tcp,FromPort=2379,ToPort=2380,UserIdGroupPairs=[{GroupId=%s}]' ; or add the self-referencing "
             "rule (set ec2_network_sg_self_reference: true for role ec2_network and re-run it)" % (sg_id, sg_id),
-            where=sg_id, security_group_id=sg_id, pairs=["%s->%s" % p for p in pairs], ports=[2379, 2380]))
+            where=sg_id, cli=cat.authorize_ingress_cli(sg_id, ["IpProtocol=tcp,FromPort=2379,ToPort=2380,"
+                                                                "UserIdGroupPairs=[{GroupId=%s}]" % sg_id]), security_group_id=sg_id, pairs=["%s->%s" % p for p in pairs], ports=[2379, 2380]))
     for subnet in api_lb_subnets or []:
         cidr = subnet.get("CidrBlock", "")
         refusing = [c for c in cps if not _allows_cidr(c, groups, "tcp", API_PORT, cidr)]
@@ -356,6 +358,8 @@ def ha_findings(instances, groups, api_lb_subnets=None, sg_id=None):
             "aws ec2 authorize-security-group-ingress --group-id %s --ip-permissions "
             "'IpProtocol=tcp,FromPort=%d,ToPort=%d,IpRanges=[{CidrIp=%s}]' ; or re-run playbooks/provision.yml "
             "(role ec2_nodes sets these rules in the API security group)" % (target_sg, API_PORT, API_PORT, cidr),
+            cli=cat.authorize_ingress_cli(target_sg, ["IpProtocol=tcp,FromPort=%d,ToPort=%d,IpRanges=[{CidrIp=%s}]"
+                                                      % (API_PORT, API_PORT, cidr)]),
             where=subnet.get("SubnetId", cidr), subnet_id=subnet.get("SubnetId", ""), cidr=cidr,
             instances=[c["InstanceId"] for c in refusing]))
     return findings

@@ -192,8 +192,7 @@ def test_seed_is_one_cause_with_every_symptom_attached():
         "role_var": "ec2_network_sg_self_reference: true"}
     assert cause["verify"] == (
         "aws ec2 describe-security-groups --group-ids sg-1 --query "
-        "\"SecurityGroups[0].IpPermissions[?IpProtocol=='-1'].UserIdGroupPairs[].GroupId\" (must list sg-1); "
-        "then ansible-playbook playbooks/validate.yml")
+        "\"SecurityGroups[0].IpPermissions[?IpProtocol=='-1'].UserIdGroupPairs[].GroupId\"")
     explained = sorted((e["check"], e["id"]) for e in cause["explains"])
     assert explained == sorted(
         [("sg_audit", "SG_NO_SELF_REF"), ("sg_audit", "ENCAP_BLOCKED"), ("sg_audit", "ENCAP_BLOCKED")]
@@ -244,8 +243,11 @@ def test_a_drop_the_sg_allows_is_never_the_self_reference():
         "node2 -> node3: tcp/10250 dropped, although the security group allows it from node2",
         "node2 and node3 share subnet subnet-1: network ACLs do not filter traffic inside a subnet, so the drop "
         "is on node3 itself (host firewall)"]
-    assert cause["fix"] == {"cli": "on node3: sudo iptables -S; sudo nft list ruleset; aws ec2 describe-network-acls "
-                                   "--filters Name=association.subnet-id,Values=subnet-1", "role_var": ""}
+    # the pairs share a subnet, so the one command lists node3's own packet filter (not the network ACLs)
+    assert cause["fix"] == {"cli": "ansible -i <inventory> node3 --become -m ansible.builtin.command "
+                                   "-a 'nft list ruleset'", "role_var": ""}
+    assert cause["verify"] == ("ansible-playbook -i <inventory> kubeadm_ec2.cluster.validate "
+                               "-e '{\"validate_checks\": [\"node_reachability\"]}'")
     assert "authorize-security-group-ingress" not in str(cause) and "sg_self_reference" not in str(cause)
     assert [e["where"] for e in cause["explains"]] == ["node1 (10.0.1.11) -> node3 (10.0.1.13)",
                                                        "node2 (10.0.1.12) -> node3 (10.0.1.13)"]
@@ -272,7 +274,10 @@ def test_upstream_from_the_host_path():
         "on node1, 192.168.2.10 on node2, which answer cluster names (queried from node1, node2, node3)",
         "dns: the Corefile forwards '.' to 10.0.0.2"]
     assert cause["fix"]["role_var"] == "coredns_forward_target: 169.254.169.253"
-    assert "'forward . 169.254.169.253'" in cause["fix"]["cli"]
+    assert cause["fix"]["cli"] == ("kubectl -n kube-system get configmap coredns -o yaml | sed -E "
+                                   "'s#forward [.] [^{]+#forward . 169.254.169.253 #' | kubectl apply -f -")
+    assert cause["verify"] == ("kubectl run dns-check --rm -i --restart=Never --image=busybox:1.36.1 -- "
+                               "nslookup example.test")
     assert sorted(e["id"] for e in cause["explains"]) == ["DNS_LOOKUP_FAILED"] * 3 + ["UPSTREAM_TIMEOUT"]
 
 
@@ -368,8 +373,9 @@ def test_coredns_crash_is_one_cause(message, resolver, expected):
     assert sorted(e["id"] for e in causes[0]["explains"]) == ["COREDNS_NOT_READY", "DNS_NO_ENDPOINTS"]
     if expected == ["COREDNS_LOOP"]:
         assert causes[0]["fix"]["role_var"] == "kubeadm_kubelet_resolv_conf: auto"
-        assert causes[0]["fix"]["cli"].startswith("break the forwarding loop: set resolvConf: "
-                                                  "/run/systemd/resolve/resolv.conf")
+        # the forward to the VPC resolver breaks the loop at once; the role variable fixes the kubelet side
+        assert causes[0]["fix"]["cli"].startswith("kubectl -n kube-system get configmap coredns -o yaml | sed")
+        assert causes[0]["verify"] == "kubectl -n kube-system get pods -l k8s-app=kube-dns -o wide"
     assert dg.unexplained(checks, causes) == []
 
 
