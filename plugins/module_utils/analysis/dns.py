@@ -579,9 +579,9 @@ def service_findings(services, pods, skip_namespaces=()):
             declared = ", ".join(sorted({"%s%s/%s" % ("%s:" % p["name"] if p["name"] else "", p["port"], p["protocol"])
                                          for p in ports})) or "none"
             numeric = sorted({p["port"] for p in ports if p["protocol"] == proto})
+            index = (spec.get("ports") or []).index(sp)
             cli = ("kubectl -n %s patch service %s --type=json -p '[{\"op\":\"replace\",\"path\":\"/spec/ports/%d/"
-                   "targetPort\",\"value\":%s}]'" % (ns, name, (spec.get("ports") or []).index(sp),
-                                                       numeric[0] if numeric else '"<port>"'))
+                   "targetPort\",\"value\":%s}]'" % (ns, name, index, numeric[0] if numeric else '"<port>"'))
             fix = "%s (or change the containers' containerPort to %s)" % (cli, target)
             out.append(finding(
                 "SVC_NO_ENDPOINTS",

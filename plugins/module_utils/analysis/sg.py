@@ -165,7 +165,8 @@ def audit(instances, groups, calico_encapsulation="IPIP", api_lb_subnets=None):
                 % (calico_encapsulation, text, len(blocked), _pair_text(blocked)),
                 "%s: pods on different nodes cannot talk while same-node traffic works" % who,
                 cat.encap_fix([text], [cat.sg_permission(proto, port, sg_id)], sg_id),
-                where=sg_id, cli=cat.authorize_ingress_cli(sg_id, [cat.sg_permission(proto, port, sg_id)]), security_group_id=sg_id, protocol=proto, port=port, need=need,
+                where=sg_id, cli=cat.authorize_ingress_cli(sg_id, [cat.sg_permission(proto, port, sg_id)]),
+                security_group_id=sg_id, protocol=proto, port=port, need=need,
                 calico_encapsulation=calico_encapsulation,
                 pairs=["%s->%s" % (s["InstanceId"], d["InstanceId"]) for s, d in blocked]))
     # 3. source/destination check
@@ -340,8 +341,9 @@ def ha_findings(instances, groups, api_lb_subnets=None, sg_id=None):
             "aws ec2 authorize-security-group-ingress --group-id %s --ip-permissions "
             "'IpProtocol=tcp,FromPort=2379,ToPort=2380,UserIdGroupPairs=[{GroupId=%s}]' ; or add the self-referencing "
             "rule (set ec2_network_sg_self_reference: true for role ec2_network and re-run it)" % (sg_id, sg_id),
-            where=sg_id, cli=cat.authorize_ingress_cli(sg_id, ["IpProtocol=tcp,FromPort=2379,ToPort=2380,"
-                                                                "UserIdGroupPairs=[{GroupId=%s}]" % sg_id]), security_group_id=sg_id, pairs=["%s->%s" % p for p in pairs], ports=[2379, 2380]))
+            where=sg_id, security_group_id=sg_id, pairs=["%s->%s" % p for p in pairs], ports=[2379, 2380],
+            cli=cat.authorize_ingress_cli(sg_id, ["IpProtocol=tcp,FromPort=2379,ToPort=2380,"
+                                                  "UserIdGroupPairs=[{GroupId=%s}]" % sg_id])))
     for subnet in api_lb_subnets or []:
         cidr = subnet.get("CidrBlock", "")
         refusing = [c for c in cps if not _allows_cidr(c, groups, "tcp", API_PORT, cidr)]

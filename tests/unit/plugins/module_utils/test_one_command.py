@@ -135,8 +135,8 @@ def _applied(cli):
 
 
 def test_allow_dns_object_equals_the_heredoc():
-    (from_yaml,) = [yaml.safe_load(d) for d in re.findall(r"<<'EOF'\n(.*?)\nEOF",
-                                                           dns.allow_dns_policy_yaml("shop"), re.S)]
+    docs = re.findall(r"<<'EOF'\n(.*?)\nEOF", dns.allow_dns_policy_yaml("shop"), re.S)
+    (from_yaml,) = [yaml.safe_load(d) for d in docs]
     assert dns.allow_dns_policy("shop") == from_yaml
     assert _applied(netpol.apply_cli([dns.allow_dns_policy("shop")])) == [from_yaml]
 
