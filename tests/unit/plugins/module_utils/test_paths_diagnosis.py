@@ -118,9 +118,9 @@ def test_path_failures_follow_their_node_pair_or_stand_alone(sg, drops, objs, ou
     assert _path_cause(causes) == [owner]
     path_causes = [c for c in causes if c["id"] == "PATH_BLOCKED"]
     if owner == "PATH_BLOCKED":
-        # its own cause, with the finding's own fix (not "add the self-reference")
+        # its own cause, with the finding's own one command (not "add the self-reference")
         [cause] = path_causes
-        assert cause["fix"]["cli"] == f["remediation"] and "authorize-security-group-ingress" not in cause["fix"]["cli"]
+        assert cause["fix"]["cli"] == f["cli"] and "authorize-security-group-ingress" not in cause["fix"]["cli"]
     else:
         assert path_causes == []
     assert dg.unexplained(checks, causes) == []
