@@ -89,7 +89,7 @@ elapsed:
 
 import time
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis import dns as dnscheck
 from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis.findings import summary_message
@@ -110,16 +110,12 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
-    if p["api_timeout"] <= 0:
-        module.fail_json(msg="api_timeout must be > 0 (got %s)" % p["api_timeout"])
-    if not k8s.HAS_KUBERNETES:
-        module.fail_json(msg=missing_required_lib("kubernetes"), exception=str(k8s.KUBERNETES_IMPORT_ERROR))
+    api = k8s.module_api(module, "%s (cluster reads)" % CHECK, findings=[])
     # imported here: it needs the kubernetes library
     from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.probes.dns_k8s import read_cluster
 
     started = time.monotonic()
     try:
-        api = k8s.K8s(k8s.api_client(p["kubeconfig"], p["context"]), p["api_timeout"])
         objs = read_cluster(api, p)
     except k8s.K8sError as exc:
         module.fail_json(msg="%s (cluster reads): %s" % (CHECK, exc), findings=[],

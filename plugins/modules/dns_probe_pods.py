@@ -100,7 +100,7 @@ elapsed:
 
 import time
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis import dns as dnscheck
 from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.probes import k8s
@@ -124,7 +124,7 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
-    for name in ("timeout", "api_timeout", "probe_timeout"):
+    for name in ("timeout", "probe_timeout"):
         if p[name] <= 0:
             module.fail_json(msg="%s must be > 0 (got %s)" % (name, p[name]))
     try:
@@ -134,14 +134,12 @@ def main():
     if module.check_mode:
         module.exit_json(changed=False, pod_results=[], cleanup_errors=[], elapsed=0.0,
                          msg="%s: check mode, probe pods not started" % CHECK)
-    if not k8s.HAS_KUBERNETES:
-        module.fail_json(msg=missing_required_lib("kubernetes"), exception=str(k8s.KUBERNETES_IMPORT_ERROR))
+    api = k8s.module_api(module, "%s (probe pods)" % CHECK, pod_results=[])
     # imported here: it needs the kubernetes library
     from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.probes.dns_k8s import run_pods
 
     started = time.monotonic()
     try:
-        api = k8s.K8s(k8s.api_client(p["kubeconfig"], p["context"]), p["api_timeout"])
         pod_results, cleanup_errors = run_pods(p, api, plan)
     except k8s.K8sError as exc:
         module.fail_json(msg="%s (probe pods): %s" % (CHECK, exc), pod_results=[],

@@ -121,17 +121,11 @@ evidence:
           connect: {status: skipped, detail: "validate_paths_probe is false: static verdicts only", object: "", fix: ""}
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis import paths as pathcheck
 from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis.findings import format_finding
-from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.probes.k8s import (
-    HAS_KUBERNETES,
-    KUBERNETES_IMPORT_ERROR,
-    K8s,
-    K8sError,
-    api_client,
-)
+from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.probes.k8s import K8sError, module_api
 from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.probes.paths import ARGUMENT_SPEC, read_objects
 
 
@@ -147,12 +141,9 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
-    if not HAS_KUBERNETES:
-        module.fail_json(msg=missing_required_lib("kubernetes"), exception=str(KUBERNETES_IMPORT_ERROR))
-    if p["api_timeout"] <= 0:
-        module.fail_json(msg="api_timeout must be > 0 (got %s)" % p["api_timeout"])
+    api = module_api(module, "paths_check", findings=[])
     try:
-        objs = read_objects(K8s(api_client(p["kubeconfig"], p["context"]), p["api_timeout"]))
+        objs = read_objects(api)
         parsed = pathcheck.parse_paths(p["paths"], objs, p["paths_var"], p["cluster_domain"])
     except K8sError as exc:
         module.fail_json(msg="paths_check: %s" % exc, findings=[])

@@ -89,16 +89,10 @@ cleanup_errors:
 
 import uuid
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis import paths as pathcheck
-from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.probes.k8s import (
-    HAS_KUBERNETES,
-    KUBERNETES_IMPORT_ERROR,
-    K8s,
-    K8sError,
-    api_client,
-)
+from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.probes.k8s import K8sError, module_api
 from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.probes.paths import ARGUMENT_SPEC, read_objects, run_probes
 
 
@@ -113,16 +107,14 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
-    if not HAS_KUBERNETES:
-        module.fail_json(msg=missing_required_lib("kubernetes"), exception=str(KUBERNETES_IMPORT_ERROR))
-    for key in ("api_timeout", "probe_timeout", "connect_timeout"):
+    for key in ("probe_timeout", "connect_timeout"):
         if p[key] <= 0:
             module.fail_json(msg="%s must be > 0 (got %s)" % (key, p[key]))
     if module.check_mode:
         module.exit_json(changed=False, probe_results=[], cleanup_errors=[],
                          msg="paths_probe: check mode, no probe pod started")
+    api = module_api(module, "paths_probe")
     try:
-        api = K8s(api_client(p["kubeconfig"], p["context"]), p["api_timeout"])
         objs = read_objects(api)
         parsed = pathcheck.parse_paths(p["paths"], objs, p["paths_var"], p["cluster_domain"])
         run_id = uuid.uuid4().hex[:8]

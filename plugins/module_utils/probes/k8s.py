@@ -89,6 +89,24 @@ AUTH_ARGUMENT_SPEC = dict(
 )
 
 
+def module_api(module, what, **fail_extra):
+    """The Kubernetes access of a module built on AUTH_ARGUMENT_SPEC: a K8s over its kubeconfig/context
+    with its api_timeout. Fails the module with a clear message (naming ``what``) for a timeout that is
+    not positive, a missing kubernetes library or a kubeconfig that cannot be loaded; ``fail_extra``
+    goes into that failure's result (e.g. ``findings=[]``)."""
+    from ansible.module_utils.basic import missing_required_lib
+
+    p = module.params
+    if p["api_timeout"] <= 0:
+        module.fail_json(msg="api_timeout must be > 0 (got %s)" % p["api_timeout"])
+    if not HAS_KUBERNETES:
+        module.fail_json(msg=missing_required_lib("kubernetes"), exception=str(KUBERNETES_IMPORT_ERROR))
+    try:
+        return K8s(api_client(p["kubeconfig"], p["context"]), p["api_timeout"])
+    except K8sError as exc:
+        module.fail_json(msg="%s: %s" % (what, exc), **fail_extra)
+
+
 def api_client(kubeconfig=None, context=None, retries=1):
     """Build an ``ApiClient``; raises K8sError with a clear message."""
     if not HAS_KUBERNETES:
