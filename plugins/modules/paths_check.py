@@ -35,8 +35,8 @@ options:
       - The paths to judge. C(to) is C(service.namespace:port), C(service:port) (in the source namespace),
         C(service.namespace.svc[.domain]:port), or C(host:port) for anything else (an address or a name
         outside the cluster).
-    type: list
-    elements: dict
+      - A list of mappings; anything else fails naming I(paths_var).
+    type: raw
     required: true
   paths_var:
     description: The name bad input is reported under (the role passes C(validate_paths)).

@@ -29,8 +29,7 @@ author:
 options:
   paths:
     description: The paths, as for M(kubeadm_ec2.cluster.paths_check).
-    type: list
-    elements: dict
+    type: raw
     required: true
   paths_var:
     description: The name bad input is reported under.

@@ -191,6 +191,7 @@ def test_bad_input_names_the_variable(api):
         ([dict(PATH, **{"from": {"namespace": "shop", "selector": {"app": "market"}}})],
          "validate_paths[0].from.selector: app=market matches no workload in namespace shop"),
         ([dict(PATH, protcol="udp")], "validate_paths[0]: unknown key 'protcol' (expected: from, to, protocol)"),
+        (PATH, "validate_paths must be a list of {from: {namespace, selector}, to, protocol}"),  # one path, no list
     ]
     rc, res, _wall, out, _report = run_playbook(
         "validate_paths_bad_input.yml", localhost_inventory(),

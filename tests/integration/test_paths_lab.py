@@ -4,15 +4,19 @@ and connecting through the ClusterIP DNAT to a listener in a pod namespace (test
 
 The seeds' app: marketplace (node2) calls recommendations:50051 (a pod on node3)."""
 
+import copy
 import os
+import re
 import tempfile
 
 import pytest
+import yaml
 
 from tests.fakes.k8s_api import FakeKubeAPI
 from tests.lab.applab import LabService
 from tests.lab.dnslab import DnsLab, LabKubelet, localhost_inventory, run_playbook
 from tests.lab.netlab import HEALTHY_SG, SEED_SG
+from tests.lab.validatelab import ValidateLab
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root (network namespaces)")
 
@@ -100,3 +104,79 @@ def test_seed_group_times_out_across_the_node_pair(lab):
     else:  # it reached the one on node2, then the connect to node3 timed out
         assert d["layer"] == "connect"
         assert (d["dst_node"], d["dst_nodes"], d["protocol"], d["port"]) == ("node3", ["node3"], "tcp", 50051)
+
+
+# -- through playbooks/validate.yml ---------------------------------------------------------------------
+# recommendations admits only the shop's web frontend: marketplace is denied at recommendations' ingress
+ONLY_WEB = {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": {"name": "recommendations-from-web", "namespace": "shop"},
+            "spec": {"podSelector": {"matchLabels": {"app": "recommendations"}}, "policyTypes": ["Ingress"],
+                     "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "web"}}}],
+                                  "ports": [{"protocol": "TCP", "port": "grpc"}]}]}}
+
+
+@pytest.fixture(scope="module")
+def vlab():
+    recs = LabService("recommendations", "shop", "10.96.80.12", 50051, node="node3")
+    vl = ValidateLab(nodes=3, records=recs.records()).start()
+    try:
+        recs.image = "%s/app:v1" % vl.registry.host  # in the lab registry for both arches: image_arch passes
+        recs.start(vl.dnslab)
+        vl.api.cluster.add_all(shop_objects(recs.image) + recs.k8s_objects())
+        vl.kubelet.schedule = lambda pod: "node2"  # the probe pods go where marketplace runs
+        yield vl
+    finally:
+        vl.stop()
+
+
+def validate(vl, **evars):
+    extra = {"validate_paths": [PATH], "validate_paths_probe_timeout": 40}
+    extra.update(evars)
+    rc, report, _wall, out = vl.validate(extra)
+    assert report is not None, out[-4000:]
+    return rc, report, out
+
+
+def test_validate_runs_paths_and_a_healthy_path_passes(vlab):
+    rc, report, out = validate(vlab)
+    assert rc == 0, out[-4000:]
+    assert report["headline"] == "healthy", report["headline"]
+    paths = report["checks"]["paths"]
+    assert paths["status"] == "passed" and paths["findings"] == []
+    [path] = paths["evidence"]["paths"]
+    assert path["verdict"] == "ok" and {k: v["status"] for k, v in path["layers"].items()} == {
+        "dns": "ok", "service": "ok", "netpol": "ok", "connect": "ok"}
+
+
+def test_validate_policy_denied_path_is_one_finding_with_the_policy_and_the_fix(vlab):
+    vlab.api.cluster.add(copy.deepcopy(ONLY_WEB))
+    try:
+        # the static verdicts alone: no probe pod is started
+        before = len([1 for m, p in vlab.api.cluster.requests if m == "POST" and p.endswith("/pods")])
+        rc, report, out = validate(vlab, validate_paths_probe=False)
+        after = len([1 for m, p in vlab.api.cluster.requests if m == "POST" and p.endswith("/pods")])
+        assert rc != 0, out[-4000:]
+        # (the dns check's probe pods are the only pods created)
+        assert after - before == len(vlab.lab.nodes)
+        [f] = report["checks"]["paths"]["findings"]
+        assert (f["id"], f["details"]["layer"], f["details"]["observed_by"]) == ("PATH_BLOCKED", "netpol", "objects")
+        assert f["details"]["object"] == "networkpolicy shop/recommendations-from-web"
+        assert "pod shop/recommendations-6c5d8f7b9-k2x4p is isolated for ingress by shop/recommendations-from-web" \
+            in f["observed"]
+        # the minimal fix: recommendations' ingress from marketplace on grpc, nothing on marketplace's egress
+        policies = [yaml.safe_load(doc) for doc in re.findall(r"<<'EOF'\n(.*?)\nEOF", f["remediation"], re.S)]
+        assert [(p["metadata"]["name"], p["spec"]["policyTypes"], p["spec"]["podSelector"]) for p in policies] == [
+            ("allow-marketplace-to-recommendations-50051-ingress", ["Ingress"],
+             {"matchLabels": {"app": "recommendations"}})]
+        assert policies[0]["spec"]["ingress"][0]["ports"] == [{"protocol": "TCP", "port": "grpc"}]
+        # one root cause, the path's own, with that fix; nothing else is wrong with the lab
+        assert [c["id"] for c in report["root_causes"]] == ["PATH_BLOCKED"], report["headline"]
+        assert report["root_causes"][0]["fix"]["cli"] == f["remediation"] and report["unexplained"] == []
+        # probed: the lab's network does not enforce NetworkPolicy, the probe connects, one warning, no block
+        rc, report, out = validate(vlab)
+        assert rc == 0, out[-4000:]
+        assert [(x["id"], x["severity"]) for x in report["checks"]["paths"]["findings"]] == [
+            ("NETPOL_NOT_ENFORCED", "warning")]
+        assert report["root_causes"] == []
+    finally:
+        vlab.api.cluster.delete("apis/networking.k8s.io/v1", "networkpolicies", "shop", "recommendations-from-web")

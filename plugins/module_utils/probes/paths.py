@@ -31,7 +31,9 @@ READS = (
 # The options paths_check and paths_probe share (the paths and how to reach the API).
 ARGUMENT_SPEC = dict(
     AUTH_ARGUMENT_SPEC,
-    paths=dict(type="list", elements="dict", required=True),
+    # raw: the analysis checks the shape and names the variable (a list of mappings), where type=list would
+    # turn a string into a one-item list and reject a mapping without naming it
+    paths=dict(type="raw", required=True),
     paths_var=dict(type="str", default="paths"),
     cluster_domain=dict(type="str", default="cluster.local"),
 )
