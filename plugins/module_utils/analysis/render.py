@@ -621,9 +621,9 @@ def _html_paths(paths, out):
         cells = []
         for name in layers:
             layer = (p.get("layers") or {}).get(name) or {}
-            cells.append('<td%s>%s</td>' % (_attrs(**{"class": "layer %s" % _slug(layer.get("status", "")),
-                                                       "data-layer": name, "title": layer.get("detail")}),
-                                             _esc(layer.get("status", ""))))
+            attrs = _attrs(**{"class": "layer %s" % _slug(layer.get("status", "")), "data-layer": name,
+                              "title": layer.get("detail")})
+            cells.append('<td%s>%s</td>' % (attrs, _esc(layer.get("status", ""))))
         out.append('<tr%s><td>%s</td><td>%s/%s</td><td class="verdict">%s</td>%s</tr>' % (
             _attrs(id="path-%d" % i, data_verdict=p.get("verdict", "")),
             _esc((p.get("from") or {}).get("workload", "")), _esc(p.get("to", "")), _esc(p.get("protocol", "")),
