@@ -9,7 +9,7 @@ and implements just the REST semantics the checks use:
   ``labelSelector`` (equality and set-based ``in``/``notin``/exists) and
   ``fieldSelector`` (dotted paths, ``=``/``==``/``!=``), and ``GET`` of one object;
 * ``POST`` to create (``metadata.generateName`` honoured, uid/resourceVersion set),
-  ``DELETE`` of one object, ``PATCH`` (merge) of one object;
+  ``DELETE`` of one object, ``PATCH`` (merge) of one object (hooks ``on_patch`` / ``on_delete``);
 * 404/409 answered with a real ``Status`` object.
 
 Scenario hooks let a test decide what happens to created objects (for example a
@@ -107,6 +107,8 @@ class FakeCluster:
         self.store = {}
         self.on_create = {}  # plural -> callable(obj, cluster) run after a create
         self.on_get = {}  # plural -> callable(obj, cluster) run before an object is served
+        self.on_patch = {}  # plural -> callable(obj, patch, cluster) run after a patch was merged
+        self.on_delete = {}  # plural -> callable(obj, cluster) run after an object was deleted
         self.requests = []  # (method, path) log, for assertions
 
     @staticmethod
@@ -268,6 +270,9 @@ class _Handler(BaseHTTPRequestHandler):
         obj = self.cluster.delete(prefix, plural, namespace, name)
         if obj is None:
             return self._send(404, _status(404, "NotFound", '%s "%s" not found' % (plural, name), name, plural))
+        hook = self.cluster.on_delete.get(plural)
+        if hook:
+            hook(obj, self.cluster)
         return self._send(200, {k: v for k, v in obj.items() if not k.startswith("_")})
 
     def do_PATCH(self):
@@ -292,6 +297,9 @@ class _Handler(BaseHTTPRequestHandler):
 
         with self.cluster.lock:
             merge(obj, patch)
+        hook = self.cluster.on_patch.get(plural)
+        if hook:
+            hook(obj, patch, self.cluster)
         return self._send(200, {k: v for k, v in obj.items() if not k.startswith("_")})
 
 

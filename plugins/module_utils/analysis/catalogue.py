@@ -83,6 +83,13 @@ ENTRIES = {
     "PATH_BLOCKED": dict(kind=CAUSE, title="An application path is blocked", role_var=""),
     "NETPOL_NOT_ENFORCED": dict(kind=CAUSE, title="NetworkPolicies are not enforced (the CNI does not implement "
                                                   "them)", role_var=""),
+    # paths: the live pod mesh (analysis/mesh.py)
+    "POD_PATH_BLOCKED": dict(kind=CAUSE, title="Probe pods cannot reach each other", role_var=""),
+    "SERVICE_PATH_BLOCKED": dict(kind=CAUSE, title="Probe pods cannot reach a ClusterIP Service", role_var=""),
+    "EGRESS_BLOCKED": dict(kind=CAUSE, title="Probe pods cannot reach an address outside the cluster",
+                           role_var=""),
+    "MESH_PROBE_FAILED": dict(kind=CAUSE, title="A mesh probe pod could not run", role_var=""),
+    "MESH_NETPOL_DENIED": dict(kind=CAUSE, title="NetworkPolicies select the mesh probe pods", role_var=""),
     # validate: the Kubernetes API reads
     "API_UNREACHABLE": dict(kind=CAUSE, title="The Kubernetes API does not answer", role_var=""),
     # causes only the diagnosis infers

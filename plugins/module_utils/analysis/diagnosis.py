@@ -25,6 +25,9 @@ Rules, in order (a finding explained by an earlier cause is not made a cause of 
      node pair that carries them, when that pair is blocked. A path finding (details src_node,
      dst_node/dst_nodes, protocol, port) is, when a probe saw it time out; a verdict from the cluster
      objects (``observed_by: objects``: NetworkPolicy, Service endpoints, targetPort) never is.
+     The pod mesh's cross-node POD_PATH_BLOCKED is tied to its pair src_node -> dst_node (the carrier
+     from the Calico table: IPIP, VXLAN or the traffic itself), its SERVICE_PATH_BLOCKED to the pairs
+     from src_node towards the nodes running an endpoint (dst_nodes).
   2. NODE_UNREACHABLE: one cause per node; explains the DNS and pod-path failures towards it.
   3. CoreDNS: the loop (not ready + loop) -> COREDNS_LOOP, which explains DNS_NO_ENDPOINTS when no
      pod is ready; else DNS_NO_ENDPOINTS and COREDNS_NOT_READY stay single causes.
@@ -32,8 +35,11 @@ Rules, in order (a finding explained by an earlier cause is not made a cause of 
      names but not the external name), or when every probe pod fails the external name while
      cluster names resolve through the same (or the only) CoreDNS endpoint and no blocked pair
      explains it. Never when the host path saw every reachable endpoint answer the external name.
-  5. every other error finding whose catalogue kind is ``cause`` is a single cause with its own fix
-     (NetworkPolicy, Service, image, egress, source/dest check, ...). Warnings are never causes.
+  5. the pod mesh's EGRESS_BLOCKED: explained by the audit's EGRESS_443 for tcp/443, else one cause per
+     external target (NAT / natOutgoing / no route out); node pairs never explain it.
+  6. every other error finding whose catalogue kind is ``cause`` is a single cause with its own fix
+     (NetworkPolicy, Service, image, egress, source/dest check, ...). Warnings are never causes. A pod
+     mesh cell (POD_PATH_BLOCKED, SERVICE_PATH_BLOCKED) that no blocked node pair explains is one.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -363,7 +369,8 @@ def _rule_dead_nodes(ctx, taken):
 # -- rule 3: CoreDNS ----------------------------------------------------------------------------------
 def _dns_service_refs(ctx, taken):
     """Failures of every lookup through the service: what empty endpoints / crashing CoreDNS explain."""
-    return [_ref(c, i, f) for c, i, f in ctx.of("DNS_LOOKUP_FAILED", "DNS_SERVICE_UNREACHABLE", "DNS_POD_UNREACHABLE")
+    return [_ref(c, i, f) for c, i, f in ctx.of("DNS_LOOKUP_FAILED", "DNS_SERVICE_UNREACHABLE", "DNS_POD_UNREACHABLE",
+                                                  "SERVICE_PATH_BLOCKED")
             if (c, i) not in taken]
 
 
@@ -439,7 +446,40 @@ def _rule_upstream(ctx, taken):
                    cat.dns_verify((first.get("details") or {}).get("name") or "<external name>"))]
 
 
-# -- rule 5: single causes ----------------------------------------------------------------------------
+# -- rule 5: egress from pods ------------------------------------------------------------------------
+def _rule_egress(ctx, taken):
+    """The pod mesh's EGRESS_BLOCKED: the audit's EGRESS_443 explains a blocked tcp/443; the rest are one cause
+    per target (NAT / natOutgoing / no route out), whatever the node pairs say: egress leaves the cluster."""
+    egress = [(c, i, f) for c, i, f in ctx.of("EGRESS_BLOCKED") if (c, i) not in taken]
+    if not egress:
+        return []
+    causes = []
+    for c, i, f in ctx.of("EGRESS_443"):
+        if (c, i) in taken:
+            continue
+        hits = [(c2, i2, g) for c2, i2, g in egress if (g.get("details") or {}).get("port") == 443
+                and str((g.get("details") or {}).get("protocol") or "tcp").lower() == "tcp"]
+        if hits:
+            causes.append(_cause("EGRESS_443", "%s: %s" % (cat.title("EGRESS_443"), f.get("where") or c), CERTAIN,
+                                 [_ref(c, i, f)] + [_ref(*h) for h in hits],
+                                 ["%s: %s" % (c, f["observed"])] + ["paths: %s" % g["observed"] for _c, _i, g in hits],
+                                 f["remediation"], cat.role_var("EGRESS_443"), "re-run validate: %s" % cat.VALIDATE))
+            egress = [e for e in egress if e not in hits]
+    by_target = {}
+    for c, i, f in egress:
+        by_target.setdefault((f.get("details") or {}).get("target") or f.get("where"), []).append((c, i, f))
+    for target in sorted(by_target):
+        items = by_target[target]
+        nodes = sorted({(f.get("details") or {}).get("src_node") or f.get("where") for _c, _i, f in items})
+        causes.append(_cause(
+            "EGRESS_BLOCKED", "%s: %s from pods on %s" % (cat.title("EGRESS_BLOCKED"), target, _short(nodes)),
+            CERTAIN, [_ref(c, i, f) for c, i, f in items], ["paths: %s" % f["observed"] for _c, _i, f in items],
+            items[0][2]["remediation"], "", "kubectl run egress-check --rm -i --restart=Never --image=busybox:1.36.1 "
+            "-- nc -w 3 %s -e true; then %s" % (str(target).replace(":", " "), cat.VALIDATE)))
+    return causes
+
+
+# -- rule 6: single causes ----------------------------------------------------------------------------
 def _rule_single(ctx, taken):
     causes = []
     for c, i, f in ctx.items:
@@ -460,7 +500,7 @@ def _rule_single(ctx, taken):
     return causes
 
 
-RULES = (_rule_pairs, _rule_dead_nodes, _rule_coredns, _rule_upstream, _rule_single)
+RULES = (_rule_pairs, _rule_dead_nodes, _rule_coredns, _rule_upstream, _rule_egress, _rule_single)
 
 
 def diagnose(checks):
