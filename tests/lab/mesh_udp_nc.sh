@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # The lab's stand-in for busybox `nc [-w SEC] -u HOST PORT` (Debian's busybox nc has no UDP): stdin goes
 # out as one datagram, what comes back within SEC seconds is printed. bash's /dev/udp and coreutils, so
 # dozens can start at once on a loaded machine (a Python start each would not keep up).

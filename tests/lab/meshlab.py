@@ -47,33 +47,18 @@ IP = shutil.which("ip") or "/usr/sbin/ip"
 APPLETS = ("sh", "nc", "timeout", "sleep", "grep", "cat", "echo", "printf", "touch", "test", "[", "true")
 
 
-class MeshLab:
+class MeshLab(DnsLab):
     def __init__(self, nodes=3, sg=None, coredns_nodes=("node1",), prefix=None):
-        self.dns = DnsLab(nodes=nodes, sg=sg, coredns_nodes=coredns_nodes, prefix=prefix)
-        self.lab = self.dns.lab
+        super(MeshLab, self).__init__(nodes=nodes, sg=sg, coredns_nodes=coredns_nodes, prefix=prefix)
         self.ext_ns = None
         self.routes = {}  # node -> [peer nodes it has a pod route to]
         self.bin_dir = None
 
-    @property
-    def prefix(self):
-        return self.lab.prefix
-
-    @property
-    def nodes(self):
-        return self.lab.nodes
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
-
     def start(self):
         if not os.path.exists(BUSYBOX):
             raise RuntimeError("the mesh lab needs busybox (apt-get install busybox)")
+        super(MeshLab, self).start()
         try:
-            self.dns.start()
             self._bin_dir()
             self._add_external()
             for node in self.nodes:
@@ -86,7 +71,7 @@ class MeshLab:
         return self
 
     def stop(self):
-        self.dns.stop()
+        super(MeshLab, self).stop()
         if self.bin_dir:
             shutil.rmtree(self.bin_dir, ignore_errors=True)
             self.bin_dir = None
@@ -166,9 +151,6 @@ class MeshLab:
     @property
     def external(self):
         return "%s:443" % EXTERNAL_IP
-
-    def k8s_objects(self):
-        return self.dns.k8s_objects()
 
     def kubelet(self):
         return MeshKubelet(self)

@@ -369,9 +369,8 @@ def _rule_dead_nodes(ctx, taken):
 # -- rule 3: CoreDNS ----------------------------------------------------------------------------------
 def _dns_service_refs(ctx, taken):
     """Failures of every lookup through the service: what empty endpoints / crashing CoreDNS explain."""
-    return [_ref(c, i, f) for c, i, f in ctx.of("DNS_LOOKUP_FAILED", "DNS_SERVICE_UNREACHABLE", "DNS_POD_UNREACHABLE",
-                                                  "SERVICE_PATH_BLOCKED")
-            if (c, i) not in taken]
+    ids = ("DNS_LOOKUP_FAILED", "DNS_SERVICE_UNREACHABLE", "DNS_POD_UNREACHABLE", "SERVICE_PATH_BLOCKED")
+    return [_ref(c, i, f) for c, i, f in ctx.of(*ids) if (c, i) not in taken]
 
 
 def _rule_coredns(ctx, taken):

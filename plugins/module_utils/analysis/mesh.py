@@ -55,8 +55,8 @@ def parse_external(value):
     if not value:
         return None
     host, sep, port = str(value).strip().rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536 or not re.match(r"^[A-Za-z0-9.-]+$",
-                                                                                            host):
+    valid = sep and host and port.isdigit() and 0 < int(port) < 65536 and re.match(r"^[A-Za-z0-9.-]+$", host)
+    if not valid:
         raise ValueError("expected host:port (e.g. kubernetes.io:443), got %r" % (value,))
     return host, int(port)
 
@@ -279,8 +279,8 @@ def findings(rows, pod_results, namespace="default", endpoint_nodes=(), external
     for res in pod_results:
         if res.get("outcome") != "finished":
             out.append(finding(
-                "MESH_PROBE_FAILED", "mesh probe pod %s/%s on %s: %s" % (namespace, res.get("pod"), res.get("node"),
-                                                                      res.get("detail") or res.get("outcome")),
+                "MESH_PROBE_FAILED", "mesh probe pod %s/%s on %s: %s" % (
+                    namespace, res.get("pod"), res.get("node"), res.get("detail") or res.get("outcome")),
                 "the pod paths from and to %s are unverified" % res.get("node"),
                 "kubectl -n %s describe pod %s; check the node is Ready, kubelet runs and the probe image can be "
                 "pulled (validate_paths_mesh_image), or turn the mesh off (validate_paths_mesh: false)"
@@ -315,8 +315,8 @@ def findings(rows, pod_results, namespace="default", endpoint_nodes=(), external
                 % (proto, first["port"], len(cells), _cells_text(cells)),
                 ("pods on the same node cannot reach each other: the node's pod networking (CNI, veth, local "
                  "routes) drops it" if same else
-                 "pods on %s cannot reach pods on %s, so any workload split across these nodes fails" % (src_node,
-                                                                                                     dst_node)),
+                 "pods on %s cannot reach pods on %s, so any workload split across these nodes fails"
+                 % (src_node, dst_node)),
                 "compare with the node-to-node matrix for %s -> %s (the encapsulation the Calico pool uses must "
                 "pass between the nodes); on both nodes: kubectl -n calico-system get pods -o wide; "
                 "sudo iptables -S | grep -E 'DROP|REJECT'" % (src_node, dst_node),

@@ -18,7 +18,7 @@ import time
 import uuid
 
 from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis import dns as dnscheck
-from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.probes.k8s import K8sError
+from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.probes.k8s import FATAL_WAITING, delete_pods
 
 
 # -- cluster state ------------------------------------------------------------------------------
@@ -44,10 +44,6 @@ def read_cluster(api, p):
 
 
 # -- pod path -------------------------------------------------------------------------------------
-FATAL_WAITING = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "CreateContainerConfigError",
-                 "CreateContainerError", "RunContainerError")
-
-
 def _pod_outcome(pod):
     """(outcome, detail, results) for a pod's API JSON, or None while it is still running."""
     status = pod.get("status") or {}
@@ -77,7 +73,7 @@ def run_pods(p, api, plan):
     nodes = p["probe_nodes"] or [n["metadata"]["name"] for n in api.list("/api/v1/nodes", "list nodes")]
     run_id = uuid.uuid4().hex[:8]
     ns = p["probe_namespace"]
-    created, results, cleanup_errors = {}, {}, []
+    created, results = {}, {}
     deadline = time.monotonic() + p["probe_timeout"]
     last_seen = {}
     try:
@@ -112,12 +108,6 @@ def run_pods(p, api, plan):
             results[name] = {"node": node, "pod": name, "outcome": "timeout", "detail": detail, "results": [],
                              "image": p["probe_image"]}
     finally:
-        for name in created:
-            try:
-                api.request("DELETE", "/api/v1/namespaces/%s/pods/%s" % (ns, name),
-                            "delete probe pod %s/%s" % (ns, name), query={"gracePeriodSeconds": 0})
-            except K8sError as exc:
-                if exc.status != 404:
-                    cleanup_errors.append(str(exc))
+        cleanup_errors = delete_pods(api, ns, list(created))
     order = {n: i for i, n in enumerate(nodes)}
     return sorted(results.values(), key=lambda r: order.get(r["node"], 0)), cleanup_errors

@@ -107,6 +107,24 @@ def module_api(module, what, **fail_extra):
         module.fail_json(msg="%s: %s" % (what, exc), **fail_extra)
 
 
+# Waiting reasons after which a probe pod's container will not start by itself.
+FATAL_WAITING = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "CreateContainerConfigError",
+                 "CreateContainerError", "RunContainerError")
+
+
+def delete_pods(api, namespace, names, what="probe pod"):
+    """Delete every pod of ``names`` in ``namespace`` at once (grace 0); the errors other than 404, as text."""
+    errors = []
+    for name in names:
+        try:
+            api.request("DELETE", "/api/v1/namespaces/%s/pods/%s" % (namespace, name),
+                        "delete %s %s/%s" % (what, namespace, name), query={"gracePeriodSeconds": 0})
+        except K8sError as exc:
+            if exc.status != 404:
+                errors.append(str(exc))
+    return errors
+
+
 def api_client(kubeconfig=None, context=None, retries=1):
     """Build an ``ApiClient``; raises K8sError with a clear message."""
     if not HAS_KUBERNETES:

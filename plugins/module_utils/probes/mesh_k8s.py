@@ -24,10 +24,7 @@ import time
 import uuid
 
 from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis import mesh
-from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.probes.k8s import K8sError
-
-FATAL_WAITING = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "CreateContainerConfigError",
-                 "CreateContainerError", "RunContainerError")
+from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.probes.k8s import FATAL_WAITING, delete_pods
 
 
 def read_state(api, p):
@@ -148,7 +145,7 @@ def run_mesh(api, p, tlist_fn):
     nodes = p["probe_nodes"] or p["_nodes"]
     ns = p["probe_namespace"]
     run = _Run(api, ns, uuid.uuid4().hex[:8])
-    cleanup, tlist, timings = [], [], {}
+    tlist, timings = [], {}
     started = time.monotonic()
     linger = int(p["start_timeout"] + p["probe_timeout"] + p["stop_timeout"])
     try:
@@ -179,19 +176,15 @@ def run_mesh(api, p, tlist_fn):
             run.annotate([r["pod"] for r in live], mesh.STOP_ANNOTATION, "1")
             for rec in run.wait(time.monotonic() + p["stop_timeout"], _finished):
                 rec["outcome"] = "timeout"
-                rec["detail"] = ("did not finish its connects within %.0fs (%s)" % (p["probe_timeout"],
-                                                                                   _waiting_text(rec["object"]))
-                                 if rec in late else "did not exit within %.0fs of the stop annotation (%s)"
-                                 % (p["stop_timeout"], _waiting_text(rec["object"])))
+                if rec in late:
+                    rec["detail"] = "did not finish its connects within %.0fs (%s)" % (
+                        p["probe_timeout"], _waiting_text(rec["object"]))
+                else:
+                    rec["detail"] = "did not exit within %.0fs of the stop annotation (%s)" % (
+                        p["stop_timeout"], _waiting_text(rec["object"]))
             timings["finished"] = round(time.monotonic() - started, 3)
     finally:
-        for name in run.pods:
-            try:
-                api.request("DELETE", "/api/v1/namespaces/%s/pods/%s" % (ns, name),
-                            "delete mesh probe pod %s/%s" % (ns, name), query={"gracePeriodSeconds": 0})
-            except K8sError as exc:
-                if exc.status != 404:
-                    cleanup.append(str(exc))
+        cleanup = delete_pods(api, ns, list(run.pods), "mesh probe pod")
     order = dict((n, i) for i, n in enumerate(nodes))
     results = sorted(run.pods.values(), key=lambda r: (order.get(r["node"], 0), r["pod"]))
     return results, tlist, cleanup, timings
