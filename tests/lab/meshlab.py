@@ -44,6 +44,7 @@ EXTERNAL_NET = "10.233.0.0/24"
 POD_POOL = "192.168.0.0/16"
 BUSYBOX = shutil.which("busybox") or "/usr/bin/busybox"
 IP = shutil.which("ip") or "/usr/sbin/ip"
+BASH = shutil.which("bash") or "/bin/bash"  # the pods' PATH holds busybox applets only
 APPLETS = ("sh", "nc", "timeout", "sleep", "grep", "cat", "echo", "printf", "touch", "test", "[", "true")
 
 
@@ -84,8 +85,8 @@ class MeshLab(DnsLab):
             os.symlink(BUSYBOX, os.path.join(self.bin_dir, applet))
         os.remove(os.path.join(self.bin_dir, "nc"))
         helper = "%s -S -I %s" % (sys.executable, os.path.join(HERE, "mesh_applets.py"))
-        for name, text in (("nc", 'case " $* " in *" -u "*) exec %s "$@";; esac\nexec %s nc "$@"\n'
-                            % (os.path.join(HERE, "mesh_udp_nc.sh"), BUSYBOX)),
+        for name, text in (("nc", 'case " $* " in *" -u "*) exec %s %s "$@";; esac\nexec %s nc "$@"\n'
+                            % (BASH, os.path.join(HERE, "mesh_udp_nc.sh"), BUSYBOX)),
                            ("udpsvd", 'exec %s udpsvd "$@"\n' % helper)):
             path = os.path.join(self.bin_dir, name)
             with open(path, "w") as fh:

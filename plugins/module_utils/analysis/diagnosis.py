@@ -358,6 +358,7 @@ def _rule_dead_nodes(ctx, taken):
                 continue
             if g["id"] == "DNS_POD_UNREACHABLE" and node in (d.get("src"), d.get("dst")) or \
                     g["id"] in ("DNS_PROBE_FAILED", "DNS_LOOKUP_FAILED") and g.get("where") == node or \
+                    g["id"] == "MESH_PROBE_FAILED" and d.get("src_node") == node or \
                     c2 == "paths" and (node == d.get("src_node") and _path_pairs(d) or node in _path_pairs(d)):
                 refs.append(_ref(c2, i2, g))
         causes.append(_cause("NODE_UNREACHABLE", "%s: %s" % (cat.title("NODE_UNREACHABLE"), node), CERTAIN, refs,
