@@ -123,7 +123,7 @@ timings:
 
 import time
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis import mesh
 from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.probes import k8s
@@ -157,7 +157,7 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
-    for name in ("api_timeout", "connect_timeout", "start_timeout", "probe_timeout", "stop_timeout"):
+    for name in ("connect_timeout", "start_timeout", "probe_timeout", "stop_timeout"):
         if p[name] <= 0:
             module.fail_json(msg="%s must be > 0 (got %s)" % (name, p[name]))
     if not 1 <= p["pods_per_node"] <= 4:
@@ -170,11 +170,9 @@ def main():
         module.exit_json(changed=False, pod_results=[], cleanup_errors=[], elapsed=0.0, timings={},
                          check={"status": "skipped", "msg": "paths: check mode, no mesh probe pod started",
                                 "findings": [], "evidence": {"mesh": [], "paths": []}})
-    if not k8s.HAS_KUBERNETES:
-        module.fail_json(msg=missing_required_lib("kubernetes"), exception=str(k8s.KUBERNETES_IMPORT_ERROR))
+    api = k8s.module_api(module, "mesh_probe")
     started = time.monotonic()
     try:
-        api = k8s.K8s(k8s.api_client(p["kubeconfig"], p["context"]), p["api_timeout"])
         state = read_state(api, p)
         service = _service(state, p)
         results, tlist, cleanup, timings = run_mesh(
