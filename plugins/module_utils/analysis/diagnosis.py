@@ -463,7 +463,7 @@ def _rule_egress(ctx, taken):
             causes.append(_cause("EGRESS_443", "%s: %s" % (cat.title("EGRESS_443"), f.get("where") or c), CERTAIN,
                                  [_ref(c, i, f)] + [_ref(*h) for h in hits],
                                  ["%s: %s" % (c, f["observed"])] + ["paths: %s" % g["observed"] for _c, _i, g in hits],
-                                 f["remediation"], cat.role_var("EGRESS_443"), "re-run validate: %s" % cat.VALIDATE))
+                                 _cli(f), cat.role_var("EGRESS_443"), cat.validate_cli("paths")))
             egress = [e for e in egress if e not in hits]
     by_target = {}
     for c, i, f in egress:
@@ -474,8 +474,8 @@ def _rule_egress(ctx, taken):
         causes.append(_cause(
             "EGRESS_BLOCKED", "%s: %s from pods on %s" % (cat.title("EGRESS_BLOCKED"), target, _short(nodes)),
             CERTAIN, [_ref(c, i, f) for c, i, f in items], ["paths: %s" % f["observed"] for _c, _i, f in items],
-            items[0][2]["remediation"], "", "kubectl run egress-check --rm -i --restart=Never --image=busybox:1.36.1 "
-            "-- nc -w 3 %s -e true; then %s" % (str(target).replace(":", " "), cat.VALIDATE)))
+            _cli(items[0][2]), "", "kubectl run egress-check --rm -i --restart=Never --image=busybox:1.36.1 -- nc -w 3 "
+            "%s -e true" % str(target).replace(":", " ")))
     return causes
 
 

@@ -48,6 +48,8 @@ DOWNWARD_DIR = "/etc/mesh"
 WORK_DIR = "/tmp"
 STATUS = {"o": "ok", "t": "timeout", "r": "refused", "n": "unresolved", "e": "error", "s": "skipped"}
 KINDS = ("pod", "service", "external")
+# the one command that shows whether Calico NATs pod traffic leaving the cluster
+EGRESS_CLI = "kubectl get ippools.crd.projectcalico.org -o custom-columns=NAME:.metadata.name,NAT:.spec.natOutgoing"
 
 
 def parse_external(value):
@@ -285,8 +287,8 @@ def findings(rows, pod_results, namespace="default", endpoint_nodes=(), external
                 "kubectl -n %s describe pod %s; check the node is Ready, kubelet runs and the probe image can be "
                 "pulled (validate_paths_mesh_image), or turn the mesh off (validate_paths_mesh: false)"
                 % (namespace, res.get("pod") or "<probe>"),
-                where=res.get("node") or "", src_node=res.get("node"), pod=res.get("pod"),
-                outcome=res.get("outcome")))
+                where=res.get("node") or "", cli="kubectl -n %s describe pod %s" % (namespace, res.get("pod") or ""),
+                src_node=res.get("node"), pod=res.get("pod"), outcome=res.get("outcome")))
     denied_ok = [r for r in rows if r.get("netpol") and r["ok"]]
     denied_blocked = [r for r in rows if r.get("netpol") and not r["ok"]]
     # a policy that lets some denied cell through is not enforced: its other denied cells are judged as the network
@@ -320,7 +322,8 @@ def findings(rows, pod_results, namespace="default", endpoint_nodes=(), external
                 "compare with the node-to-node matrix for %s -> %s (the encapsulation the Calico pool uses must "
                 "pass between the nodes); on both nodes: kubectl -n calico-system get pods -o wide; "
                 "sudo iptables -S | grep -E 'DROP|REJECT'" % (src_node, dst_node),
-                where=where, src_node=src_node, dst_node=dst_node, protocol=proto, port=first["port"],
+                where=where, cli="kubectl -n calico-system get pods -o wide --field-selector spec.nodeName=%s"
+                % dst_node, src_node=src_node, dst_node=dst_node, protocol=proto, port=first["port"],
                 same_node=same, cells=len(cells), pods=sorted({c["src_pod"] for c in cells}),
                 probe_status=_status_of(cells)))
         elif kind == "service":
@@ -334,6 +337,8 @@ def findings(rows, pod_results, namespace="default", endpoint_nodes=(), external
                 "get pods -l k8s-app=kube-proxy -o wide; compare with the pod cells towards the nodes running the "
                 "Service's pods" % (src_node, first["dst"].rsplit(":", 1)[0]),
                 where="pods on %s -> Service %s" % (src_node, first.get("service") or first["dst"]),
+                cli="kubectl -n kube-system get pods -l k8s-app=kube-proxy -o wide --field-selector spec.nodeName=%s"
+                % src_node,
                 src_node=src_node, service=first.get("service") or "", protocol=first["proto"], port=first["port"],
                 endpoint_nodes=sorted(set(endpoint_nodes)), dst_nodes=sorted(set(endpoint_nodes)),
                 cells=len(cells), probe_status=_status_of(cells)))
@@ -346,7 +351,8 @@ def findings(rows, pod_results, namespace="default", endpoint_nodes=(), external
                 "check the pod traffic is NATed to the node address (Calico IPPool natOutgoing: true: kubectl get "
                 "ippools.crd.projectcalico.org -o yaml), the node's route to the internet (subnet route table: NAT "
                 "or internet gateway) and the node security group's egress rules",
-                where="pods on %s -> %s" % (src_node, first["dst"]), src_node=src_node, target=first["dst"],
+                where="pods on %s -> %s" % (src_node, first["dst"]), cli=EGRESS_CLI, src_node=src_node,
+                target=first["dst"],
                 protocol=first["proto"], port=first["port"], cells=len(cells)))
     if denied_ok:
         policies = sorted({p for r in denied_ok for p in r["netpol"]["deciding"]})
