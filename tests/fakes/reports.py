@@ -125,7 +125,8 @@ def broken_checks():
 
 
 def mesh(blocked):
-    """One probe pod per node: pod to pod, to the kube-dns Service and to an external host."""
+    """One probe pod per node, as analysis/mesh.py matrix() gives it: pod to pod (TCP and UDP), to the kube-dns
+    Service and to an external host."""
     pods = {"cp1": ("probe-cp1", "192.168.10.9"), "w1": ("probe-w1", "192.168.20.9"), "w2": ("probe-w2", "192.168.30.9")}
     out = []
     for src in sorted(pods):
@@ -133,12 +134,15 @@ def mesh(blocked):
             if dst == src:
                 continue
             dead = blocked
-            out.append({"src_pod": pods[src][0], "src_node": src, "dst": pods[dst][0], "kind": "pod", "ok": not dead,
-                        "reason": "timeout after 2s" if dead else "connected"})
-        out.append({"src_pod": pods[src][0], "src_node": src, "dst": "10.96.0.10:53", "kind": "service", "ok": True,
-                    "reason": "connected"})
+            for proto, port in (("tcp", 7946), ("udp", 7947)):
+                out.append({"src_pod": pods[src][0], "src_node": src, "dst": "%s:%d" % (pods[dst][1], port),
+                            "dst_pod": pods[dst][0], "dst_node": dst, "kind": "pod", "proto": proto, "port": port,
+                            "ok": not dead, "reason": ("connect timed out after 2s" if proto == "tcp" else
+                                                       "no answer within 2s") if dead else "connected"})
+        out.append({"src_pod": pods[src][0], "src_node": src, "dst": "10.96.0.10:53", "kind": "service", "proto": "tcp",
+                    "port": 53, "ok": True, "reason": "connected", "service": "kube-system/kube-dns"})
         out.append({"src_pod": pods[src][0], "src_node": src, "dst": "kubernetes.io:443", "kind": "external",
-                    "ok": True, "reason": "connected"})
+                    "proto": "tcp", "port": 443, "ok": True, "reason": "connected"})
     return out
 
 

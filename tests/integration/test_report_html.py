@@ -21,7 +21,8 @@ import zlib
 
 import pytest
 
-from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis import render
+from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis import diagnosis, mesh, render
+from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis.findings import finding
 from tests.fakes import reports
 from tests.fakes.html_dom import Dom
 
@@ -162,7 +163,8 @@ def expected_states(report):
     nodes = dict(((e["src"], e["dst"], e["check"]), render.probe_state(e))
                  for e in report["checks"]["node_reachability"]["evidence"]["matrix"])
     mesh = (report["checks"].get("paths") or {}).get("evidence", {}).get("mesh") or []
-    pods = dict(((e["src_pod"], e["dst"], e["kind"]), render.probe_state(e)) for e in mesh)
+    pods = dict(((e["src_pod"], e.get("dst_pod") or e["dst"], e["kind"], e.get("proto")), render.probe_state(e))
+                for e in mesh)
     return nodes, pods
 
 
@@ -177,7 +179,7 @@ def seen_states(boxes, png):
         if "data-src" in a:
             nodes[(a["data-src"], a["data-dst"], a["data-check"])] = state
         elif "data-src-pod" in a:
-            pods[(a["data-src-pod"], a["data-dst"], a["data-check"])] = state
+            pods[(a["data-src-pod"], a["data-dst"], a["data-check"], a.get("data-proto"))] = state
         else:
             legend[a["data-state"]] = state
     return nodes, pods, legend
@@ -200,8 +202,9 @@ def test_broken_report_in_chromium(workdir):
     assert nodes[("w2", "w1", "vxlan")] == "ok"
     assert nodes[("cp1", "w2", "vxlan")] == "unknown"
     assert sorted(set(nodes.values())) == ["blocked", "ok", "unknown"]
-    assert pods[("probe-cp1", "probe-w1", "pod")] == "blocked"
-    assert pods[("probe-w2", "kubernetes.io:443", "external")] == "ok"
+    assert pods[("probe-cp1", "probe-w1", "pod", "tcp")] == "blocked"
+    assert pods[("probe-cp1", "probe-w1", "pod", "udp")] == "blocked"
+    assert pods[("probe-w2", "kubernetes.io:443", "external", "tcp")] == "ok"
     # the pod matrix stands next to the node matrix
     node_box, pod_box = boxes["tables"]["node-matrix"], boxes["tables"]["pod-matrix"]
     assert pod_box["x"] >= node_box["x"] + node_box["w"]
@@ -232,3 +235,58 @@ def test_healthy_report_in_chromium(workdir):
     assert legend == {"blocked": "blocked", "ok": "ok", "unknown": "unknown"}
     assert dom.select("h1", id="headline")[0]["text"] == "healthy"
     assert [e for e in dom.elements if e["tag"] == "li" and e["attrs"].get("class") == "cause"] == []
+
+
+def mesh_report():
+    """A 3-node x 2-pod mesh on the seed SG as analysis/mesh.py records it (cross-node cells blocked, same-node
+    cells open, the Service reachable from node1 only, egress open), the blocked node pairs the lab's matrix
+    reports, and the diagnosis over both: one cause that explains every red pod cell."""
+    nodes = ("node1", "node2", "node3")
+    pods = [{"pod": "mesh-%s-%d" % (n, k), "node": n, "ip": "192.168.%s.%d" % (n[-1], 20 + k)} for n in nodes
+            for k in (0, 1)]
+    tlist = mesh.targets(pods, {"ip": "10.96.0.10", "port": 53, "name": "kube-system/kube-dns"}, ("10.233.0.10", 443))
+    results = []
+    for p in pods:
+        letters = ""
+        for t in tlist:
+            if t["kind"] == "pod":
+                letters += "s" if t["dst"] == p["ip"] else "o" if t["dst_node"] == p["node"] else "t"
+            else:
+                letters += "o" if t["kind"] == "external" or p["node"] == "node1" else "t"
+        results.append(dict(p, outcome="finished", detail="Succeeded", letters=letters))
+    rows = mesh.matrix(results, tlist, 2)
+    paths = mesh.check_result(rows, mesh.findings(rows, results, "default", ["node1"]), results)
+    pairs = [finding("NODE_PORT_BLOCKED", "dropped", "why", "fix", where="%s -> %s" % (a, b), src=a, dst=b,
+                     checks=["ipip", "bgp"], ports=[{"proto": "4", "port": None}, {"proto": "tcp", "port": 179}])
+             for a in nodes for b in nodes if a != b]
+    checks = {"node_reachability": {"status": "failed", "msg": "6 node pairs blocked", "findings": pairs,
+                                    "evidence": {"nodes": {}, "matrix": []}}, "paths": paths}
+    causes = diagnosis.diagnose(checks)
+    return {"headline": diagnosis.headline(checks, causes), "root_causes": causes, "checks": checks,
+            "unexplained": diagnosis.unexplained(checks, causes)}
+
+
+def test_pod_mesh_grid_in_chromium(workdir):
+    """The pod matrix of a real mesh result: red where pods on different nodes could not connect, green on
+    the same node, each red chip linked to the cause that explains it; the legend names the colours."""
+    report = mesh_report()
+    assert [c["id"] for c in report["root_causes"]] == ["NODE_PORTS_BLOCKED"] and report["unexplained"] == []
+    boxes, dom, png = render_in_chromium(workdir, "mesh", report)
+    _nodes, pods, legend = seen_states(boxes, png)
+    want = {}
+    for e in report["checks"]["paths"]["evidence"]["mesh"]:
+        want[(e["src_pod"], e.get("dst_pod") or e["dst"], e["kind"], e["proto"])] = "ok" if e["ok"] else "blocked"
+    assert pods == want
+    assert legend == {"blocked": "blocked", "ok": "ok", "unknown": "unknown"}
+    red = [k for k, v in pods.items() if v == "blocked"]
+    assert sorted({(k[0].split("-")[1], k[1].split("-")[1]) for k in red if k[2] == "pod"}) == sorted(
+        (a, b) for a in ("node1", "node2", "node3") for b in ("node1", "node2", "node3") if a != b)
+    assert all(v == "ok" for k, v in pods.items() if k[2] == "pod" and k[0].split("-")[1] == k[1].split("-")[1])
+    assert sorted(k[0] for k in red if k[2] == "service") == ["mesh-node2-0", "mesh-node2-1", "mesh-node3-0",
+                                                             "mesh-node3-1"]
+    # every red chip names the cause that explains it; no green one does
+    chips = [e for e in dom.elements if e["tag"] == "li" and "data-src-pod" in e["attrs"]]
+    assert chips and all((e["attrs"].get("data-causes") == "1") == (e["attrs"]["data-state"] == "blocked")
+                         for e in chips), [e["attrs"] for e in chips if e["attrs"]["data-state"] == "blocked"][:3]
+    cells = [e for e in dom.elements if e["tag"] == "td" and "data-src-pod" in e["attrs"]]
+    assert {e["attrs"]["data-state"] for e in cells} == {"self", "ok", "blocked"}

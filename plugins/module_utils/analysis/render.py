@@ -203,13 +203,14 @@ def node_grid(evidence):
 
 
 def pod_grid(mesh):
-    """``(rows, columns, {(src_pod, dst): [entries]})``: rows ``(pod, node)``, columns ``(dst, kind)``."""
+    """``(rows, columns, {(src_pod, dst): [entries]})``: rows ``(pod, node)``, columns ``(dst, kind)``; a pod
+    column is the destination pod (``dst_pod``, its TCP and UDP cells in one), else the address."""
     rows, cols, cells = [], [], {}
     for e in mesh or []:
         row = (e.get("src_pod"), e.get("src_node"))
         if row not in rows:
             rows.append(row)
-        col = (e.get("dst"), e.get("kind") or "pod")
+        col = (e.get("dst_pod") or e.get("dst"), e.get("kind") or "pod")
         if col not in cols:
             cols.append(col)
         cells.setdefault((row[0], col[0]), []).append(e)
@@ -480,7 +481,7 @@ def _chips(entries, causes=None, **common):
     items = []
     for e in entries:
         state = probe_state(e)
-        nums = (causes or {}).get(e.get("check")) if state == "blocked" else None
+        nums = (causes or {}).get(e.get("check") or e.get("proto")) if state == "blocked" else None
         items.append('<li class="probe %s"%s><span class="dot %s"></span>%s%s%s</li>' % (
             state, _attrs(data_state=state, data_check=e.get("check") or e.get("kind"), data_proto=e.get("proto"),
                           data_port=e.get("port"), title=e.get("reason") or "",
@@ -502,6 +503,24 @@ def probe_causes(report):
         for probe in d.get("checks") or ():
             key = (d.get("src"), d.get("dst"), probe)
             out[key] = sorted(set(out.get(key, []) + nums))
+    return out
+
+
+MESH_FINDINGS = {"POD_PATH_BLOCKED": "pod", "SERVICE_PATH_BLOCKED": "service", "EGRESS_BLOCKED": "external"}
+
+
+def mesh_causes(report):
+    """``{(src_node, dst_node or kind, proto): [cause numbers]}``: the causes that explain a pod-mesh finding
+    (``details``: ``src_node``, ``dst_node`` for pod cells, ``protocol``)."""
+    out = {}
+    findings = _findings(report, "paths")
+    for (check, idx), nums in explained_by(report).items():
+        if check != "paths" or findings[idx].get("id") not in MESH_FINDINGS:
+            continue
+        d = findings[idx].get("details") or {}
+        kind = MESH_FINDINGS[findings[idx]["id"]]
+        key = (d.get("src_node"), d.get("dst_node") if kind == "pod" else kind, str(d.get("protocol") or "tcp"))
+        out[key] = sorted(set(out.get(key, []) + nums))
     return out
 
 
@@ -551,12 +570,19 @@ def _html_node_matrix(report, out):
     out.append(_table("node-matrix", head, rows) + "</div>")
 
 
-def _html_pod_matrix(mesh, out):
+def _html_pod_matrix(mesh, out, report=None):
     rows, cols, cells = pod_grid(mesh)
+    causes = mesh_causes(report or {})
+    col_node = dict(((e.get("dst_pod") or e.get("dst")), e.get("dst_node")) for e in mesh or [] if e.get("dst_node"))
     out.append('<div class="panel" id="pod-panel"><h2>Pod to pod, Service and external</h2>')
-    head = [_th(dst, kind, data_dst=dst, data_kind=kind, scope="col") for dst, kind in cols]
+    head = [_th(dst, col_node.get(dst) or kind, data_dst=dst, data_kind=kind, scope="col") for dst, kind in cols]
+
+    def cell_causes(node, dst, kind):
+        target = col_node.get(dst) if kind == "pod" else kind
+        return dict((proto, nums) for (s, t, proto), nums in causes.items() if s == node and t == target) or None
+
     body = [(_th(pod, node, data_src_pod=pod, data_src_node=node, scope="row"),
-             [_td(cells.get((pod, dst), []), dst == pod and not cells.get((pod, dst)),
+             [_td(cells.get((pod, dst), []), dst == pod and not cells.get((pod, dst)), cell_causes(node, dst, kind),
                   data_src_pod=pod, data_src_node=node, data_dst=dst, data_kind=kind) for dst, kind in cols])
             for pod, node in rows]
     out.append(_table("pod-matrix", head, body) + "</div>")
@@ -655,7 +681,7 @@ def html(report, title="kubeadm_ec2 validate report"):
     _html_node_matrix(report, out)
     mesh = ((checks.get("paths") or {}).get("evidence") or {}).get("mesh")
     if mesh:
-        _html_pod_matrix(mesh, out)
+        _html_pod_matrix(mesh, out, report)
     out.append("</div></section>")
     _html_checks(report, out)
     out.append("</body></html>\n")
