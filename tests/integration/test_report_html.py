@@ -282,8 +282,8 @@ def test_pod_mesh_grid_in_chromium(workdir):
     assert sorted({(k[0].split("-")[1], k[1].split("-")[1]) for k in red if k[2] == "pod"}) == sorted(
         (a, b) for a in ("node1", "node2", "node3") for b in ("node1", "node2", "node3") if a != b)
     assert all(v == "ok" for k, v in pods.items() if k[2] == "pod" and k[0].split("-")[1] == k[1].split("-")[1])
-    assert sorted(k[0] for k in red if k[2] == "service") == ["mesh-node2-0", "mesh-node2-1", "mesh-node3-0",
-                                                             "mesh-node3-1"]
+    red_service = sorted(k[0] for k in red if k[2] == "service")
+    assert red_service == ["mesh-node2-0", "mesh-node2-1", "mesh-node3-0", "mesh-node3-1"]
     # every red chip names the cause that explains it; no green one does
     chips = [e for e in dom.elements if e["tag"] == "li" and "data-src-pod" in e["attrs"]]
     assert chips and all((e["attrs"].get("data-causes") == "1") == (e["attrs"]["data-state"] == "blocked")
