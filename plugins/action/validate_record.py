@@ -34,6 +34,17 @@ def normalise(result, timeout=None):
     return checks.from_task_result(result)
 
 
+def merge_plan(shared, plan):
+    """validate_plan with ``plan``'s keys: each replaces the one before, except ``analyses``, whose entries
+    (one per check, recorded by different roles) are merged."""
+    out = dict(shared or {})
+    for key, value in plan.items():
+        if key == "analyses" and isinstance(value, dict):
+            value = dict(out.get(key) or {}, **value)
+        out[key] = value
+    return out
+
+
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _requires_connection = False
@@ -52,8 +63,6 @@ class ActionModule(ActionBase):
             facts["validate_results"] = shared
             result["check"] = check
         else:
-            shared = dict(task_vars.get("validate_plan") or {})
-            shared.update(args["plan"])
-            facts["validate_plan"] = shared
+            facts["validate_plan"] = merge_plan(task_vars.get("validate_plan"), args["plan"])
         result.update(changed=False, ansible_facts=facts)
         return result

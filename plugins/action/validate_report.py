@@ -14,6 +14,7 @@ import tempfile
 from ansible.errors import AnsibleError
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.kubeadm_ec2.cluster.plugins.action import dns_report, reachability_report
 from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis import checks as checklib
 from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis.findings import format_finding
 
@@ -30,6 +31,10 @@ except ImportError:  # pragma: no cover
 
 ARGS = dict(
     checks=dict(type="dict", default={}),
+    check_hosts=dict(type="list", elements="str", default=[]),
+    plan=dict(type="dict", default={}),
+    node_hosts=dict(type="list", elements="str", default=[]),
+    node_result_var=dict(type="str", default="validate_node_result"),
     order=dict(type="list", elements="str", required=True),
     enabled=dict(type="list", elements="str", required=True),
     report_file=dict(type="path"),
@@ -54,6 +59,48 @@ def collect_checks(order, enabled, results):
         else:
             out[name] = checklib.from_task_result(res)
     return out
+
+
+def _hostvar(task_vars, host, name):
+    try:
+        return ((task_vars or {}).get("hostvars") or {})[host].get(name)
+    except (KeyError, AttributeError):
+        return None
+
+
+def gather(task_vars, args):
+    """Every check result: ``checks`` (localhost's validate_results), then each check host's
+    validate_results, then the analyses of the nodes' reports (``plan.analyses``: node_reachability
+    and dns) for the enabled checks that have no result yet (a check that could not run recorded its
+    failure before the node play, and that stays)."""
+    results = dict(args["checks"] or {})
+    for host in args["check_hosts"]:
+        results.update(_hostvar(task_vars, host, "validate_results") or {})
+    plan = args["plan"] or {}
+    analyses = plan.get("analyses") or {}
+    reach = analyses.get("node_reachability")
+    probes = plan.get("reachability") or {}
+    if reach is not None and probes and "node_reachability" in args["enabled"] and "node_reachability" not in results:
+        nodes = probes.get("nodes") or {}
+        rargs = dict(nodes=nodes, control_planes=probes.get("control_planes") or [], typha=bool(probes.get("typha")),
+                     ephemeral_port=int(probes.get("ephemeral_port") or reachability_report.reach.DEFAULT_EPHEMERAL_PORT),
+                     calico_encapsulation=reach.get("calico_encapsulation") or "IPIP",
+                     security_group_id=reach.get("security_group_id") or None,
+                     results=reachability_report.host_results(task_vars, list(nodes), args["node_result_var"]))
+        results["node_reachability"] = reachability_report.analyse(rargs)[0]
+    dns = analyses.get("dns")
+    if dns is not None and "dns" in args["enabled"] and "dns" not in results:
+        found = reachability_report.host_results(task_vars, args["node_hosts"], args["node_result_var"])
+        pods = {}
+        if dns.get("pods"):
+            pods = next((r for r in (_hostvar(task_vars, h, dns.get("pod_result_var") or "")
+                                     for h in args["check_hosts"]) if isinstance(r, dict)), {})
+        dargs = dict(cluster_result=dns.get("cluster_result") or {}, pod_result=pods or {},
+                     host_results=[found[h] for h in args["node_hosts"] if found[h] is not None],
+                     timeout=float(dns.get("timeout") or 2.0), dns_namespace=dns.get("dns_namespace") or "kube-system",
+                     probe_namespace=dns.get("probe_namespace") or "default")
+        results["dns"] = dns_report.analyse(dargs)[0]
+    return results
 
 
 def plain_text(report):
@@ -99,7 +146,7 @@ class ActionModule(ActionBase):
         if unknown:
             raise AnsibleError("validate_checks may only name %s; got unknown %s"
                                % (", ".join(args["order"]), ", ".join(unknown)))
-        checks = collect_checks(args["order"], args["enabled"], args["checks"])
+        checks = collect_checks(args["order"], args["enabled"], gather(task_vars, args))
         try:
             causes = diagnose(checks)
         except Exception as exc:  # a diagnosis bug must not cost the report  # pylint: disable=broad-except

@@ -20,9 +20,13 @@ description:
     this collection, or M(kubeadm_ec2.cluster.job_wait)) into the check result
     C({status, msg, findings, evidence}) and sets it as C(validate_results[check]), a fact.
   - With I(plan), merges its keys into the fact C(validate_plan), what every node's
-    M(kubeadm_ec2.cluster.node_probe) task runs.
-  - Use C(delegate_to=localhost) and C(delegate_facts=true) so that both live on localhost, where
-    M(kubeadm_ec2.cluster.validate_report) reads them.
+    M(kubeadm_ec2.cluster.node_probe) task runs. A key replaces the one recorded before, except
+    C(analyses), whose entries (one per check, what the report needs to analyse the nodes' reports)
+    are merged.
+  - Use C(delegate_to) and C(delegate_facts=true) to say whose facts they are (localhost for a role on
+    its own, and in C(kubeadm_ec2.cluster.validate) each controller check's own host
+    (C(validate_results_host))). M(kubeadm_ec2.cluster.validate_report) merges the C(validate_results)
+    of localhost and of every check host.
 author:
   - kubeadm_ec2 maintainers (@kubeadm-ec2)
 options:
@@ -36,7 +40,7 @@ options:
     description: The bound of a background job, named in the message when it did not finish.
     type: float
   plan:
-    description: Keys to merge into C(validate_plan) (C(reachability), C(dns), C(become)).
+    description: Keys to merge into C(validate_plan) (C(reachability), C(dns), C(become), C(k8s), C(analyses)).
     type: dict
 """
 

@@ -25,9 +25,35 @@ author:
   - kubeadm_ec2 maintainers (@kubeadm-ec2)
 options:
   checks:
-    description: Check name to its result (the shared C(validate_results)).
+    description: Check name to its result (the shared C(validate_results) of localhost).
     type: dict
     default: {}
+  check_hosts:
+    description:
+      - Hosts whose fact C(validate_results) holds more check results (in C(kubeadm_ec2.cluster.validate),
+        each controller check's own host); merged over I(checks).
+    type: list
+    elements: str
+    default: []
+  plan:
+    description:
+      - The shared C(validate_plan). Its C(analyses) say which checks are analysed here from the nodes'
+        reports (the registered I(node_result_var) of each node), C(node_reachability) (the matrix of
+        C(reachability) with C(calico_encapsulation), C(security_group_id)) and C(dns) (C(cluster_result),
+        C(timeout), C(dns_namespace), C(probe_namespace), and the probe pods' result, registered as
+        C(pod_result_var) on one of I(check_hosts) when C(pods) is true).
+      - A check that already has a result (it could not run) keeps it.
+    type: dict
+    default: {}
+  node_hosts:
+    description: The nodes whose reports the C(dns) analysis reads.
+    type: list
+    elements: str
+    default: []
+  node_result_var:
+    description: The name each node registered its M(kubeadm_ec2.cluster.node_probe) result under.
+    type: str
+    default: validate_node_result
   order:
     description: Every check name, in report order.
     type: list

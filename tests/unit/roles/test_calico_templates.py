@@ -86,7 +86,7 @@ def test_no_role_keeps_its_own_mode_list():
 @pytest.mark.parametrize("value, ok", [("IPIP", True), ("VXLANCrossSubnet", True), ("IPIPCrossSubnet", True),
                                        ("None", True), ("vxlan", False), ("", False)])
 def test_encapsulation_assert_names_the_variable(value, ok):
-    task = task_by_name("cluster_defaults", "main.yml", "Stop if kubeadm_ec2_calico_encapsulation is not a Calico mode")
+    task = task_by_name("cluster_defaults", "checks.yml", "Stop if kubeadm_ec2_calico_encapsulation is not a Calico mode")
     v = role_vars("cluster_defaults", {}, {"kubeadm_ec2_calico_encapsulation": value})
     assert assert_holds(task, v) is ok
     assert "kubeadm_ec2_calico_encapsulation" in task["ansible.builtin.assert"]["fail_msg"]

@@ -77,7 +77,7 @@ def test_old_names_are_aliases_for_one_release_and_are_reported(old, value, cont
     assert v[contract] == value
     # the new name wins over the old one
     assert role_vars("cluster_defaults", {}, {old: value, contract: CONTRACT[contract]})[contract] == CONTRACT[contract]
-    warn = task_by_name("cluster_defaults", "main.yml", "Warn about deprecated variable names")
+    warn = task_by_name("cluster_defaults", "checks.yml", "Warn about deprecated variable names")
     for key, val in warn["vars"].items():
         v[key] = val
     assert v["cluster_defaults_used_aliases"] == [old]
@@ -131,7 +131,7 @@ ASSERTS = [
 
 @pytest.mark.parametrize("name, bad", ASSERTS)
 def test_each_assert_passes_on_the_defaults_and_stops_on_bad_input_naming_the_variable(name, bad):
-    task = task_by_name("cluster_defaults", "main.yml", name)
+    task = task_by_name("cluster_defaults", "checks.yml", name)
     assert task["run_once"] is True
     assert assert_holds(task, role_vars("cluster_defaults")) is True
     assert assert_holds(task, role_vars("cluster_defaults", {}, bad)) is False

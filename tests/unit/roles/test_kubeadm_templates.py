@@ -170,7 +170,7 @@ def test_join_token_and_hash_are_parsed_from_print_join_command():
     ("10.112.0.0/12", "10.96.0.0/12", False),
 ])
 def test_subnet_overlap_assert(pod, svc, overlap):
-    task = task_by_name("cluster_defaults", "main.yml", "Stop if kubeadm_ec2_pod_cidr overlaps kubeadm_ec2_service_cidr")
+    task = task_by_name("cluster_defaults", "checks.yml", "Stop if kubeadm_ec2_pod_cidr overlaps kubeadm_ec2_service_cidr")
     v = kubeadm_vars(kubeadm_ec2_pod_cidr=pod, kubeadm_ec2_service_cidr=svc)
     assert assert_holds(task, v) is (not overlap)
     assert ipaddress.ip_network(pod).overlaps(ipaddress.ip_network(svc)) is overlap

@@ -1,0 +1,82 @@
+"""validate_report's gather(): every check host's validate_results merged, node_reachability and dns analysed from
+the nodes' reports as validate_plan.analyses says, a result recorded before the node play kept; validate_record's
+plan merge keeps every check's analyses entry."""
+
+from ansible_collections.kubeadm_ec2.cluster.plugins.action import validate_record
+from ansible_collections.kubeadm_ec2.cluster.plugins.action.validate_report import collect_checks, gather
+
+ORDER = ["sg_audit", "node_reachability", "dns", "image_arch"]
+NODES = {"node1": "10.0.0.11", "node2": "10.0.0.12"}
+
+
+def passed(msg):
+    return {"status": "passed", "msg": msg, "findings": [], "evidence": {}}
+
+
+def args(**kw):
+    out = dict(checks={}, check_hosts=[], plan={}, node_hosts=[], node_result_var="validate_node_result",
+               enabled=list(ORDER))
+    out.update(kw)
+    return out
+
+
+def plan(**analyses):
+    return {"reachability": {"run_id": "1", "nodes": NODES, "control_planes": ["node1"], "typha": False,
+                             "ephemeral_port": 40123}, "analyses": analyses}
+
+
+def test_check_hosts_results_are_merged_over_localhosts():
+    hostvars = {"validate_check_sg_audit": {"validate_results": {"sg_audit": passed("audit")}},
+                "validate_check_image_arch": {"validate_results": {"image_arch": passed("images")}}}
+    out = gather({"hostvars": hostvars}, args(checks={"sg_audit": passed("old")},
+                                              check_hosts=sorted(hostvars)))
+    assert out["sg_audit"]["msg"] == "audit" and out["image_arch"]["msg"] == "images"
+    checks = collect_checks(ORDER, ORDER, out)
+    # nothing analysed without analyses: those checks left no result, and say so
+    assert checks["dns"]["status"] == "failed" and "left no result" in checks["dns"]["msg"]
+
+
+def test_node_reachability_is_analysed_from_the_nodes_reports():
+    # no node reported: each one is NODE_UNREACHABLE, named
+    out = gather({"hostvars": {"node1": {}, "node2": {}}},
+                 args(plan=plan(node_reachability={"calico_encapsulation": "IPIP", "security_group_id": "sg-1"})))
+    res = out["node_reachability"]
+    assert res["status"] == "failed"
+    assert sorted(f["details"]["node"] for f in res["findings"] if f["id"] == "NODE_UNREACHABLE") == ["node1", "node2"]
+    assert res["evidence"]["nodes"] == NODES and res["evidence"]["control_planes"] == ["node1"]
+
+
+def test_a_result_recorded_before_the_node_play_is_kept():
+    failure = {"status": "failed", "msg": "validate_network_nodes needs a private_ip_address", "findings": [],
+               "evidence": {}}
+    out = gather({"hostvars": {}}, args(checks={"node_reachability": failure},
+                                        plan=plan(node_reachability={"calico_encapsulation": "IPIP"})))
+    assert out["node_reachability"] is failure
+    # a check that is not enabled is not analysed
+    out = gather({"hostvars": {}}, args(enabled=["sg_audit"], plan=plan(node_reachability={})))
+    assert "node_reachability" not in out
+
+
+def test_dns_combines_cluster_reads_nodes_and_the_probe_pods_of_its_check_host():
+    pods = {"pod_results": [{"node": "node1", "pod": "p1", "outcome": "timeout", "detail": "did not finish within 5s",
+                             "results": [], "image": "busybox"}]}
+    hostvars = {"node1": {}, "validate_check_dns": {"validate_dns_pod_result": pods}}
+    dns = {"cluster_result": {"cluster_state": {}, "findings": []}, "pods": True,
+           "pod_result_var": "validate_dns_pod_result", "timeout": 1.5, "dns_namespace": "kube-system",
+           "probe_namespace": "default"}
+    out = gather({"hostvars": hostvars}, args(check_hosts=["validate_check_dns"], node_hosts=["node1"],
+                                              plan={"analyses": {"dns": dns}}))
+    assert out["dns"]["evidence"]["pod_results"] == pods["pod_results"]
+    # pods: false (the API is unusable, or validate_dns_pod_probe is off): the pods are not read
+    out = gather({"hostvars": hostvars}, args(check_hosts=["validate_check_dns"], node_hosts=["node1"],
+                                              plan={"analyses": {"dns": dict(dns, pods=False)}}))
+    assert out["dns"]["evidence"]["pod_results"] == []
+
+
+def test_record_merges_every_checks_analyses_entry():
+    shared = {"reachability": {"run_id": "1"}, "analyses": {"node_reachability": {"security_group_id": "sg-1"}}}
+    out = validate_record.merge_plan(shared, {"analyses": {"dns": {"timeout": 2.0}}, "reachability": {"run_id": "2"}})
+    assert out["analyses"] == {"node_reachability": {"security_group_id": "sg-1"}, "dns": {"timeout": 2.0}}
+    assert out["reachability"] == {"run_id": "2"}          # other keys are replaced
+    assert shared["analyses"] == {"node_reachability": {"security_group_id": "sg-1"}}   # the input is not changed
+    assert validate_record.merge_plan(None, {"become": True}) == {"become": True}
