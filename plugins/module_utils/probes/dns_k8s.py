@@ -84,6 +84,7 @@ def run_pods(p, api, plan):
                               body=manifest)
             created[pod["metadata"]["name"]] = node
         pending = dict(created)
+        delay = 0.2  # the pods finish within a few seconds: poll soon, then back off to once a second
         while pending:
             listed = api.list("/api/v1/namespaces/%s/pods" % ns, "list probe pods",
                               labelSelector="kubeadm-ec2/dns-probe-run=%s" % run_id)
@@ -98,7 +99,8 @@ def run_pods(p, api, plan):
                                      "detail": outcome[1], "results": outcome[2], "image": p["probe_image"]}
             if not pending or time.monotonic() >= deadline:
                 break
-            time.sleep(min(1.0, max(0.05, deadline - time.monotonic())))
+            time.sleep(min(delay, max(0.05, deadline - time.monotonic())))
+            delay = min(1.0, delay * 1.5)
         for name, node in pending.items():
             status = (last_seen.get(name) or {}).get("status") or {}
             cstat = (status.get("containerStatuses") or [{}])[0]
