@@ -86,7 +86,9 @@ def gather(task_vars, args):
                      ephemeral_port=int(probes.get("ephemeral_port") or reachability_report.reach.DEFAULT_EPHEMERAL_PORT),
                      calico_encapsulation=reach.get("calico_encapsulation") or "IPIP",
                      security_group_id=reach.get("security_group_id") or None,
-                     results=reachability_report.host_results(task_vars, list(nodes), args["node_result_var"]))
+                     results=reachability_report.host_results(task_vars, list(nodes), args["node_result_var"]),
+                     subnets=reachability_report.host_results(task_vars, list(nodes), reach.get("subnet_var") or "subnet_id"),
+                     subnet_var=reach.get("subnet_var") or "subnet_id")
         results["node_reachability"] = reachability_report.analyse(rargs)[0]
     dns = analyses.get("dns")
     if dns is not None and "dns" in args["enabled"] and "dns" not in results:

@@ -44,6 +44,10 @@ def test_node_reachability_is_analysed_from_the_nodes_reports():
     assert res["status"] == "failed"
     assert sorted(f["details"]["node"] for f in res["findings"] if f["id"] == "NODE_UNREACHABLE") == ["node1", "node2"]
     assert res["evidence"]["nodes"] == NODES and res["evidence"]["control_planes"] == ["node1"]
+    # each node's subnet comes from its host variable subnet_id, as for the role's reachability_report
+    out = gather({"hostvars": {"node1": {"subnet_id": "subnet-a"}, "node2": {"subnet_id": "subnet-b"}}},
+                 args(plan=plan(node_reachability={"calico_encapsulation": "IPIPCrossSubnet"})))
+    assert out["node_reachability"]["evidence"]["subnets"] == {"node1": "subnet-a", "node2": "subnet-b"}
 
 
 def test_a_result_recorded_before_the_node_play_is_kept():
