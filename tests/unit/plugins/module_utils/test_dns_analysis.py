@@ -444,7 +444,12 @@ def test_probe_manifest_and_message():
     assert spec["nodeName"] == "node2" and spec["restartPolicy"] == "Never"
     c = spec["containers"][0]
     assert c["terminationMessagePolicy"] == "FallbackToLogsOnError"
-    assert "/dev/termination-log" in c["command"][2] and "probe example.test external" in c["command"][2]
+    script = c["command"][2]
+    assert "/dev/termination-log" in script
+    # every name is looked up at the same time (one lookup bound in all), the lines come back in plan order
+    assert [line for line in script.splitlines() if line.startswith("probe ")] == [
+        "probe %d %s %s &" % (i, name, kind) for i, (name, kind) in enumerate(plan)]
+    assert "wait\n} | sort -n | cut -d ' ' -f 2- >> $m" in script
     msg = "dnsprobe/1\nkubernetes.default.svc.cluster.local cluster ok 10.96.0.1\nexample.test external timeout -\n"
     assert dns.parse_probe_message(msg) == [
         {"name": "kubernetes.default.svc.cluster.local", "kind": "cluster", "status": "ok", "answer": "10.96.0.1"},
