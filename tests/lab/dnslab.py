@@ -254,7 +254,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 def probe_plan(pod):
     """[(name, kind)] a dns_check probe pod resolves (read back from its command)."""
     script = pod["spec"]["containers"][0]["command"][-1]
-    return [tuple(line.split()[1:3]) for line in script.splitlines() if line.startswith("probe ")]
+    # "probe <index> <name> <kind> &": the lookups run at the same time, numbered to keep the plan's order
+    return [tuple(line.split()[2:4]) for line in script.splitlines() if line.startswith("probe ")]
 
 
 def terminate_pod(pod, message, exit_code=0, reason="Completed"):
