@@ -480,12 +480,13 @@ def _pod_label_subset(selector, labels):
     return {"matchLabels": fixed or dict(labels)}
 
 
-def rule_fixes(nearest, other, dst, port, protocol, ns_labels=None):
+def rule_fixes(nearest, other, dst, port, protocol, ns_labels=None, pods=None):
     """Minimal changes that make the nearest rule match: [{what, policy, ops, alt}] (JSON patch ops on
     the policy; ``alt`` marks an alternative to the change before it, such as labelling a namespace).
 
     ``other`` is the far side of the rule (the destination of an egress rule, the source of an
-    ingress rule), ``dst`` the destination pod (for ports)."""
+    ingress rule), ``dst`` the destination pod (for ports). With ``pods``, a podSelector that selects
+    other live pods is left as it is (they keep their access) and a peer for ``other`` is added instead."""
     if not nearest:
         return []
     direction, pol, i = nearest["direction"], nearest["policy"], nearest["rule"]
@@ -519,9 +520,20 @@ def rule_fixes(nearest, other, dst, port, protocol, ns_labels=None):
                     "policy's own namespace)" % (ns, pol, key, i, j),
                     [{"op": "add", "path": path + "/namespaceSelector", "value": {"matchLabels": {NAME_LABEL: ns}}}])
             elif w["part"] == "podSelector":
+                subset = _pod_label_subset(w["selector"], other["labels"])
+                serves = sorted(_meta(p).get("name") for p in _live(pods) if _meta(p).get("namespace") == ns
+                                and selector_matches(w["selector"], _meta(p).get("labels") or {}))
+                if serves:
+                    peer_value = {"podSelector": subset}
+                    if ns != pol.split("/", 1)[0]:
+                        peer_value["namespaceSelector"] = {"matchLabels": {NAME_LABEL: ns}}
+                    add("add a peer selecting %s to %s %s rule %d (peer %d's podSelector %s selects %s, which keep "
+                        "their access)" % (describe(other), pol, key, i, j, fmt_selector(w["selector"]),
+                                           ", ".join(serves[:3]) + (", ..." if len(serves) > 3 else "")),
+                        [{"op": "add", "path": "%s/%s/-" % (base, peers_key), "value": peer_value}])
+                    continue
                 add("make the podSelector of %s %s rule %d peer %d select %s" % (pol, key, i, j, describe(other)),
-                    [{"op": "replace", "path": path + "/podSelector",
-                      "value": _pod_label_subset(w["selector"], other["labels"])}])
+                    [{"op": "replace", "path": path + "/podSelector", "value": subset}])
     if nearest["miss"]["ports"]:
         add("allow %s %s in %s %s rule %d" % (protocol, port, pol, key, i),
             [{"op": "add", "path": base + "/ports/-", "value": {"protocol": protocol, "port": port}}])

@@ -358,7 +358,8 @@ def _near_fix(verdict, src, dst, port, proto, objs):
         return "", ""
     s, d = netpol.endpoint(src), netpol.endpoint(dst)
     other = d if near["direction"] == "Egress" else s
-    fixes = netpol.rule_fixes(near, other, d, port, proto, netpol.namespace_labels(objs.get("namespaces")))
+    fixes = netpol.rule_fixes(near, other, d, port, proto, netpol.namespace_labels(objs.get("namespaces")),
+                              objs.get("pods"))
     return netpol.combine_fixes(fixes), netpol.fix_cli(fixes)
 
 

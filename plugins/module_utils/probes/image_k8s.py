@@ -38,6 +38,14 @@ _PATHS = {
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob", "Pod")
 
 
+def is_probe_pod(pod):
+    """The collection's own short-lived probe pods (dns_probe_pods, paths_probe, ... label them
+    ``kubeadm-ec2/<kind>-probe-run``): no workload of the cluster, and validate.yml may run them while the
+    image check reads."""
+    return any(k.startswith("kubeadm-ec2/") and k.endswith("-probe-run")
+               for k in ((pod.get("metadata") or {}).get("labels") or {}))
+
+
 class ClusterReader:
     """Lists nodes, workloads, pods and events as plain dicts."""
 
@@ -52,6 +60,8 @@ class ClusterReader:
         out = []
         for path in paths:
             for item in self.k8s.list(path, "list %s" % plural):
+                if kind == "Pod" and is_probe_pod(item):
+                    continue
                 item["kind"] = kind
                 out.append(item)
         return out

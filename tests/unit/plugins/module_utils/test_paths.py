@@ -479,3 +479,41 @@ def test_tutorial_case_wording_and_every_fix_at_once(frontend_ports):
     _apply(objs, f["remediation"])
     results, findings = judge(objs, to="backend:80", frm=FRONTEND)
     assert findings == [] and results[0]["verdict"] == "ok", findings
+
+
+def _patched(objs, cli):
+    """Apply a ``kubectl patch networkpolicy --type=json`` command (add/replace ops) to the objects."""
+    m = re.search(r"kubectl -n (\S+) patch networkpolicy (\S+) --type=json -p '(.*?)'$", cli)
+    pol = next(p for p in objs["network_policies"] if p["metadata"]["name"] == m.group(2))
+    for op in yaml.safe_load(m.group(3)):
+        keys = op["path"].strip("/").split("/")
+        target = pol
+        for k in keys[:-1]:
+            target = target[int(k)] if isinstance(target, list) else target[k]
+        if op["op"] == "add" and keys[-1] == "-":
+            target.append(op["value"])
+        else:
+            target[keys[-1]] = op["value"]
+    return objs
+
+
+@pytest.mark.parametrize("peer,op", [
+    ({"app": "web"}, "add"),           # selects the web pods: they keep their access, marketplace gets a peer
+    ({"app": "marketplce"}, "replace"),  # a typo that selects nothing: corrected
+])
+def test_near_miss_podselector_fix_keeps_the_pods_it_serves(peer, op):
+    objs = world([{"metadata": {"name": "recs-in", "namespace": "shop"},
+                   "spec": {"podSelector": {"matchLabels": {"app": "recommendations"}}, "policyTypes": ["Ingress"],
+                            "ingress": [{"from": [{"podSelector": {"matchLabels": peer}}],
+                                         "ports": [{"protocol": "TCP", "port": "grpc"}]}]}}])
+    objs["pods"].append(pod("web-1", "shop", {"app": "web"}, "192.168.1.40"))
+    objs["deployments"].append({"metadata": {"name": "web", "namespace": "shop"},
+                                "spec": {"template": {"metadata": {"labels": {"app": "web"}}}}})
+    [f] = judge(objs)[1]
+    cli = f["cli"]
+    assert cli.startswith("kubectl -n shop patch networkpolicy recs-in --type=json") and '"op":"%s"' % op in cli, cli
+    _patched(objs, cli)
+    assert judge(objs)[1] == []
+    # web keeps (add) or never had (typo) its access; with the add, both are admitted
+    web = judge(objs, frm={"namespace": "shop", "selector": {"app": "web"}})[1]
+    assert (web == []) is (op == "add")
