@@ -65,6 +65,12 @@ options:
         NETPOL_NOT_ENFORCED instead of a contradicting verdict. Omitted, the verdicts are static.
     type: list
     elements: dict
+  mesh_result:
+    description:
+      - The registered result of M(kubeadm_ec2.cluster.mesh_probe) (the live pod mesh). Given, the returned
+        C(paths) check result holds both (C(evidence.mesh) and C(evidence.paths), one C(NETPOL_NOT_ENFORCED) at
+        most); a failed mesh task makes the check fail with its message; a skipped one is left out.
+    type: dict
 requirements:
   - kubernetes
 notes:
@@ -137,6 +143,7 @@ def main():
             dns_service=dict(type="str", default="kube-dns"),
             fail_on_findings=dict(type="bool", default=True),
             probe_results=dict(type="list", elements="dict"),
+            mesh_result=dict(type="dict"),
         ),
         supports_check_mode=True,
     )
@@ -154,6 +161,7 @@ def main():
     out = pathcheck.check_result(results, findings)
     if findings:
         out["msg"] = "\n".join([out["msg"]] + [format_finding(f) for f in findings])
+    out = pathcheck.with_mesh(out, p["mesh_result"])
     if p["fail_on_findings"] and out["status"] == "failed":
         module.fail_json(changed=False, **out)
     module.exit_json(changed=False, **out)

@@ -27,6 +27,7 @@ import ipaddress
 import re
 
 from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis import catalogue as cat
+from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis import mesh
 from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis import netpol
 from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis.findings import WARNING, finding
 
@@ -620,6 +621,20 @@ def _where_details(name, layer, traffic):
     if "probe" in layer:
         out["probe_status"] = layer["probe"]
     return out
+
+
+def with_mesh(paths_result, mesh_task):
+    """The ``paths`` check result of the app paths joined with the live pod mesh's (``mesh_task``: the
+    registered result of mesh_probe: its ``check``; a failed task is a failed check with its message; a
+    skipped task, or none, leaves ``paths_result`` as it is)."""
+    mesh_task = mesh_task or {}
+    check = mesh_task.get("check")
+    if not check and mesh_task.get("failed"):
+        check = {"status": "failed", "msg": "mesh: %s" % (mesh_task.get("msg") or "the mesh probe failed"),
+                 "findings": [], "evidence": {"mesh": [], "paths": []}}
+    if not check or check.get("status") == "skipped" or mesh_task.get("skipped"):
+        return paths_result
+    return mesh.combine(paths_result, check)
 
 
 def check_result(results, findings):

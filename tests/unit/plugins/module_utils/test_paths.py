@@ -427,15 +427,9 @@ FRONTEND = {"namespace": "demo", "selector": {"app": "frontend"}}
 def _apply(objs, fix):
     """Apply a PATH_BLOCKED remediation the way its numbered steps say: the first command of each step."""
     for step in re.split(r"\n(?=\d+\. )", fix):
-        m = re.search(r"kubectl -n (\S+) patch networkpolicy (\S+) --type=json -p '(.*?)'", step)
+        m = re.search(r"kubectl -n \S+ patch networkpolicy \S+ --type=json -p '.*?'", step)
         if m:
-            pol = next(p for p in objs["network_policies"] if p["metadata"]["name"] == m.group(2))
-            for op in yaml.safe_load(m.group(3)):
-                keys = op["path"].strip("/").split("/")
-                target = pol
-                for k in keys[:-1]:
-                    target = target[int(k)] if isinstance(target, list) else target[k]
-                target[keys[-1]] = op["value"]
+            _patched(objs, m.group(0))
             continue
         m = re.search(r"kubectl -n (\S+) patch service (\S+) -p '(.*?)'", step)
         if m:
@@ -483,7 +477,7 @@ def test_tutorial_case_wording_and_every_fix_at_once(frontend_ports):
 
 def _patched(objs, cli):
     """Apply a ``kubectl patch networkpolicy --type=json`` command (add/replace ops) to the objects."""
-    m = re.search(r"kubectl -n (\S+) patch networkpolicy (\S+) --type=json -p '(.*?)'$", cli)
+    m = re.search(r"kubectl -n (\S+) patch networkpolicy (\S+) --type=json -p '(.*?)'", cli)
     pol = next(p for p in objs["network_policies"] if p["metadata"]["name"] == m.group(2))
     for op in yaml.safe_load(m.group(3)):
         keys = op["path"].strip("/").split("/")

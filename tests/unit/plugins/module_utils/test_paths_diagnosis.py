@@ -193,3 +193,22 @@ def test_html_report_shows_each_path_and_its_layers():
     # the path's finding is folded under the cause that explains it
     [finding_row] = dom.select("tr", id="finding-paths-0")
     assert finding_row["attrs"]["data-explained-by"] == "1" and "details" in finding_row["parents"]
+
+
+MESH_CELL = {"src_pod": "mesh-probe-node1-a", "src_node": "node1", "dst": "192.168.2.30", "dst_pod": "mesh-probe-node2-b",
+             "dst_node": "node2", "kind": "pod", "proto": "tcp", "port": 7946, "ok": True, "reason": ""}
+
+
+@pytest.mark.parametrize("mesh_task,status,mesh_rows,msg_part", [
+    (None, "passed", [], None),                                           # no mesh task: the app paths alone
+    ({"skipped": True, "changed": False}, "passed", [], None),            # validate_paths_mesh: false
+    ({"check": {"status": "skipped", "msg": "check mode", "findings": [], "evidence": {}}}, "passed", [], None),
+    ({"check": {"status": "passed", "msg": "mesh: 1 cell ok", "findings": [],
+                "evidence": {"mesh": [MESH_CELL], "paths": []}}}, "passed", [MESH_CELL], "mesh: 1 cell ok"),
+    ({"failed": True, "msg": "mesh_probe: API said 403"}, "failed", [], "mesh: mesh_probe: API said 403"),
+])
+def test_one_paths_result_with_the_mesh(mesh_task, status, mesh_rows, msg_part):
+    out = paths.with_mesh(paths_check(world(), probe("node2")), mesh_task)
+    assert out["status"] == status and out["evidence"]["mesh"] == mesh_rows
+    assert len(out["evidence"]["paths"]) == 1
+    assert (msg_part is None) or msg_part in out["msg"]
