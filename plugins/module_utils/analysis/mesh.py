@@ -410,6 +410,7 @@ def combine(paths_result, mesh_result):
             found.append(f)
     evidence = {"mesh": list((mesh_result.get("evidence") or {}).get("mesh") or []),
                 "paths": list((paths_result.get("evidence") or {}).get("paths") or [])}
-    failed = any(r.get("status") == "failed" for r in parts)
-    return {"status": "failed" if failed else "passed", "msg": "; ".join(r.get("msg") or "" for r in parts),
+    statuses = [r.get("status") for r in parts]
+    status = "failed" if "failed" in statuses else "skipped" if set(statuses) == {"skipped"} else "passed"
+    return {"status": status, "msg": "; ".join(r.get("msg") or "" for r in parts if r.get("msg")),
             "findings": found, "evidence": evidence}

@@ -365,4 +365,7 @@ def test_combine_keeps_one_not_enforced_warning():
     assert both["evidence"]["paths"] == [{"verdict": "open"}] and len(both["evidence"]["mesh"]) == 72
     assert paths["findings"][0]["observed"] == "shop -> api: denied by shop/deny"  # inputs untouched
     assert mesh.combine(None, None) is None and mesh.combine(paths, None) is paths
+    skipped = {"status": "skipped", "msg": "", "findings": [], "evidence": {"mesh": [], "paths": []}}
+    assert mesh.combine(skipped, dict(skipped, msg="check mode"))["status"] == "skipped"
+    assert mesh.combine(skipped, paths)["status"] == "passed" and mesh.combine(skipped, paths)["msg"] == paths["msg"]
     assert os.path.basename(mesh.__file__) == "mesh.py"
