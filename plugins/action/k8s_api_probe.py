@@ -102,7 +102,7 @@ def probe(path, context=None, timeout=3.0):
             headers = {"Host": "%s:%s" % (host, port), "Accept": "application/json"}
             if user.get("token"):
                 headers["Authorization"] = "Bearer %s" % user["token"]
-            request = "GET /version HTTP/1.1\r\n%s\r\nConnection: close\r\n\r\n" % "".join(
+            request = "GET /version HTTP/1.1\r\n%sConnection: close\r\n\r\n" % "".join(
                 "%s: %s\r\n" % kv for kv in headers.items())
             sock.sendall(request.encode("ascii"))
             resp = http_client.HTTPResponse(sock)

@@ -22,10 +22,6 @@ description:
     re-sent through a bounded window (I(reachability.packet_window)) until the peer acknowledges them,
     so that peers that start a little later still overlap. The node keeps listening until every packet
     it expects arrived or the window (plus a short grace) passed.
-  - A peer that sent this node anything (a probe or an acknowledgement) is listening. From then on a
-    probe to it is re-sent, and a packet from it waited for, one second more at most. A carrier that is
-    dropped while another passes costs about a second, not the whole window. Only a peer that sends
-    nothing at all keeps the node waiting for the window.
   - Ports per peer depend on roles. kubelet 10250, BGP 179, VXLAN, IP-in-IP and an ephemeral port to
     every peer, API 6443 to control planes, etcd 2379-2380 between control planes, Typha 5473 with
     I(reachability.typha=true).

@@ -19,10 +19,16 @@ description:
   - Runs on the controller (an action plugin). Builds the matrix from what each node sent and received,
     tells dropped from not-listening-at-the-time, and returns the node_reachability check result
     C({status, msg, findings, evidence}) with the summary and a compact matrix.
-  - Findings name the node pair, the blocked port/protocol, the Calico mode that needs it and the exact
-    fix (the self-referencing security group rule as an AWS CLI command and as the role variable
-    C(ec2_network_sg_self_reference=true)); a node that reported nothing or that nothing reached is
-    C(NODE_UNREACHABLE).
+  - Findings state what was observed. One C(NODE_PORT_BLOCKED) per node pair names the blocked
+    ports/protocols, what needs each of them and the Calico mode. Its remediation does not say which
+    device dropped the probes (this check cannot tell). If the security group lacks them, it gives the
+    self-referencing rule (AWS CLI command, role variable C(ec2_network_sg_self_reference=true)) or the
+    missing encapsulation rule. If the group allows them, the network ACL or the host firewall of the
+    destination node. The root causes in the C(kubeadm_ec2.cluster.validate) report decide between
+    those (C(SG_NO_SELF_REF), C(BLOCKED_OUTSIDE_SG)).
+  - An encapsulation that is blocked but that the Calico mode does not need between those two nodes
+    (CrossSubnet inside a subnet) is one warning over all such pairs. A node that reported nothing, or
+    that nothing reached, is C(NODE_UNREACHABLE).
 author:
   - kubeadm_ec2 maintainers (@kubeadm-ec2)
 options:

@@ -17,12 +17,6 @@
 4. keep listening until every packet this node expects from its peers arrived and its own probes
    were acknowledged, or ``window + grace`` passed.
 
-A peer that sent this node anything (a probe or an acknowledgement) is listening: its listeners open
-before it sends. So once a peer has been heard, a probe to it that is still unacknowledged is re-sent
-for ``settle`` seconds more and then given up, and a packet still expected from it is waited for
-``settle`` seconds more: a carrier that is dropped while another one passes costs ``settle``, not the
-whole window. Only a peer that sends nothing at all keeps the node waiting for the window.
-
 The result records what was sent and received and the wall-clock intervals of listening and
 sending, so the controller can tell "dropped" from "the peer was not listening at that time".
 """
@@ -222,9 +216,8 @@ def plan(src_name, nodes, control_planes, typha=False, ephemeral_port=None):
 
 
 def run_probes(src_name, nodes, control_planes, run_id, timeout=2.0, ephemeral_port=None, typha=False,
-               window=3.0, interval=0.2, grace=1.0, max_parallel=512, socks=None, settle=1.0):
-    """Listen, probe every peer and collect, all bounded by ``max(timeout, window + grace)`` plus a little
-    (a peer that was heard from is waited for ``settle`` seconds at most, see the module docstring).
+               window=3.0, interval=0.2, grace=1.0, max_parallel=512, socks=None):
+    """Listen, probe every peer and collect, all bounded by ``max(timeout, window + grace)`` plus a little.
 
     Returns ``{"node", "ip", "results": [[dst, check, status, detail]], "sent": [[dst, check, n, acked]],
     "received": [[src_ip, check, n]], "listen": [opened, closed], "send": [first, last] (epoch seconds),
@@ -249,7 +242,6 @@ def run_probes(src_name, nodes, control_planes, run_id, timeout=2.0, ephemeral_p
     sent = dict(((d, c), [0, False, ""]) for d, c in pkt_jobs)  # count, acked, error
     by_ip = dict((ip, name) for name, ip in nodes.items())
     received = {}
-    heard = {}  # peer IP -> when the first packet (probe or acknowledgement) from it arrived
     sender = None
     sender_error = ""
     try:
@@ -263,9 +255,7 @@ def run_probes(src_name, nodes, control_planes, run_id, timeout=2.0, ephemeral_p
     try:
         while True:
             now = time.time()
-            # a heard peer listens: what it has not acknowledged after settle seconds is not coming
-            unacked = [k for k, v in sent.items() if not v[1] and not v[2]
-                       and now < heard.get(nodes[k[0]], now) + settle]
+            unacked = [k for k, v in sent.items() if not v[1] and not v[2]]
             if sender is not None and unacked and now >= next_send and now < send_end:
                 for dst, check in unacked:
                     try:
@@ -279,17 +269,17 @@ def run_probes(src_name, nodes, control_planes, run_id, timeout=2.0, ephemeral_p
                 last_send = time.time()
                 next_send = now + interval
             sends_done = sender is None or not unacked or now >= send_end
-            inbound_done = not socks or all(k in received or now >= heard.get(k[0], now) + settle for k in expected)
+            inbound_done = not socks or expected <= set(received)
             tcp_done = not tcp_thread.is_alive()
             if tcp_done and sends_done and (inbound_done or now >= listen_end):
                 break
             wait = 0.05 if not socks else max(0.0, min(0.1, next_send - now if unacked and now < send_end else 0.1))
             readable = select.select(socks, [], [], wait)[0] if socks else (time.sleep(wait) or [])
             for sock in readable:
-                _read(sock, run_id, received, sent, by_ip, sender, src_ip, heard)
+                _read(sock, run_id, received, sent, by_ip, sender, src_ip)
         # what arrived while this loop last ran (a busy machine runs it late) still counts
         for sock in select.select(socks, [], [], 0)[0] if socks else []:
-            _read(sock, run_id, received, sent, by_ip, sender, src_ip, heard)
+            _read(sock, run_id, received, sent, by_ip, sender, src_ip)
     finally:
         closed = time.time()
         for sock in socks:
@@ -315,7 +305,7 @@ def run_probes(src_name, nodes, control_planes, run_id, timeout=2.0, ephemeral_p
     }
 
 
-def _read(sock, run_id, received, sent, by_ip, sender, src_ip, heard=None):
+def _read(sock, run_id, received, sent, by_ip, sender, src_ip):
     while True:
         try:
             data = sock.recv(65535)
@@ -327,8 +317,6 @@ def _read(sock, run_id, received, sent, by_ip, sender, src_ip, heard=None):
         if not hit:
             continue
         kind, peer_ip, check = hit
-        if heard is not None and peer_ip not in heard:
-            heard[peer_ip] = time.time()
         if kind == "probe":
             received[(peer_ip, check)] = received.get((peer_ip, check), 0) + 1
             if sender is not None:
