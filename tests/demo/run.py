@@ -5,8 +5,9 @@
 2. build the local lab from that security group (network namespaces as nodes, iptables as the SG,
    dnsmasq as CoreDNS behind the service IP, Debian's registry holding marketplace:v1 for arm64 only,
    the Kubernetes API fake describing the cluster) and run playbooks/validate.yml: it must fail with
-   SG_NO_SELF_REF (sg_audit), NODE_PORT_BLOCKED (node_reachability), DNS_POD_UNREACHABLE (dns) and IMAGE_ARCH_MISMATCH
-   (image_arch), each with its fix;
+   SG_NO_SELF_REF (sg_audit), NODE_PORT_BLOCKED (node_reachability), DNS_POD_UNREACHABLE (dns), IMAGE_ARCH_MISMATCH
+   (image_arch) and PATH_BLOCKED (paths: the seeds' app, marketplace calling recommendations:50051, probed from a
+   pod in its namespace with its labels), each with its fix, all explained by two root causes;
 3. apply the fixes the way a user would (ec2_network_sg_self_reference=true through site.yml, a
    multi-arch image pushed under the same tag), rebuild the lab's SG from EC2 and re-run validate:
    it must pass.
@@ -31,6 +32,7 @@ if ROOT not in sys.path:
 from tests.integration.moto_harness import MotoServer  # noqa: E402
 from tests.integration.registry_harness import Registry  # noqa: E402
 from tests.fakes.k8s_api import FakeKubeAPI  # noqa: E402
+from tests.lab.applab import LabService  # noqa: E402
 from tests.lab.dnslab import DnsLab, LabKubelet  # noqa: E402
 from tests.lab.netlab import SELF  # noqa: E402
 
@@ -44,7 +46,12 @@ EXPECTED_BROKEN = {
     "node_reachability": {"NODE_PORT_BLOCKED"},
     "dns": {"DNS_POD_UNREACHABLE"},
     "image_arch": {"IMAGE_ARCH_MISMATCH"},
+    "paths": {"PATH_BLOCKED"},
 }
+# The seeds' app: marketplace calls recommendations:50051 (gRPC), which runs on node3.
+RECOMMENDATIONS = dict(name="recommendations", namespace="shop", cluster_ip="10.96.80.12", port=50051, node="node3")
+APP_PATHS = [{"from": {"namespace": "shop", "selector": {"app": "marketplace"}}, "to": "recommendations:50051",
+              "protocol": "tcp"}]
 HEALTHY_COREFILE = """.:53 {
     errors
     health
@@ -154,8 +161,9 @@ def run_ansible(playbook, inventory, extra_vars, env, args=(), log=None, timeout
 
 
 class Demo:
-    def __init__(self, out, workdir, keep_log=None):
+    def __init__(self, out, workdir, keep_log=None, html_dir=None):
         self.out = out
+        self.html_dir = html_dir
         self.work = workdir
         self.log = keep_log or os.path.join(workdir, "ansible.log")
         self.timings = {}
@@ -198,9 +206,10 @@ class Demo:
                     "PATH": os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")})
         return env
 
-    def cluster_objects(self, dnslab, registry, fixed):
-        """The cluster as the API fake serves it: the lab's nodes and CoreDNS, the shop's Deployment."""
-        objs = dnslab.k8s_objects(corefile=HEALTHY_COREFILE % dnslab.upstream_ip)
+    def cluster_objects(self, dnslab, registry, fixed, recommendations):
+        """The cluster as the API fake serves it: the lab's nodes and CoreDNS, the shop's Deployments (marketplace,
+        and recommendations with its Service: a listener in the lab)."""
+        objs = dnslab.k8s_objects(corefile=HEALTHY_COREFILE % dnslab.upstream_ip) + recommendations.k8s_objects()
         image = "%s/marketplace:v1" % registry.host
         labels = {"app": "marketplace"}
         objs.append({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": APP_NAMESPACE}})
@@ -246,7 +255,14 @@ class Demo:
             "validate_images_kubeconfig": kubeconfig,
             "validate_images_namespaces": [APP_NAMESPACE],
             "validate_images_insecure_registries": [registry.host],
+            "validate_paths": APP_PATHS,
+            "validate_paths_kubeconfig": kubeconfig,
+            "validate_paths_probe_timeout": 30,
+            # the live pod mesh needs the mesh lab's kubelet (tests/lab/meshlab.py), not this one
+            "validate_paths_mesh": False,
         })
+        if self.html_dir:
+            extra["validate_report_html"] = os.path.join(self.html_dir, "report-%s.html" % name)
         dnslab.write_inventory(inv, python=sys.executable)
         if os.path.exists(report_file):
             os.unlink(report_file)
@@ -303,6 +319,7 @@ def main(argv=None):
     parser.add_argument("--no-color", action="store_true", help="plain output even on a terminal")
     parser.add_argument("--json", metavar="FILE", help="also write both validate reports and timings here")
     parser.add_argument("--log", metavar="FILE", help="keep the ansible output in FILE")
+    parser.add_argument("--html-dir", metavar="DIR", help="keep each validate run's HTML report in DIR")
     parser.add_argument("--repeat-broken", metavar="N", type=int, default=1,
                         help="validate the broken cluster N times (reports broken, broken-2, ...): the diagnosis "
                              "must not depend on which CoreDNS pod a probe reached")
@@ -312,7 +329,7 @@ def main(argv=None):
         print("the demo needs root: it creates network namespaces and iptables rules inside them")
         return 2
     work = tempfile.mkdtemp(prefix="kubeadm-ec2-demo-")
-    demo = Demo(out, work, keep_log=opts.log)
+    demo = Demo(out, work, keep_log=opts.log, html_dir=opts.html_dir)
     total = 7
     moto = registry = dnslab = api = None
     kubelet = None
@@ -324,6 +341,8 @@ def main(argv=None):
         # what `docker buildx build --push` on an Apple Silicon laptop writes: an arm64-only index
         # (with its attestation entry), which containerd refuses on amd64 nodes at pull time
         registry.push_index("marketplace", "v1", ["arm64"], attestation=True)
+        registry.push_index("recommendations", "v1", ["amd64", "arm64"])
+        recs = LabService(image="%s/recommendations:v1" % registry.host, **RECOMMENDATIONS)
         out.done(t, "moto %s, registry %s, marketplace:v1 pushed for arm64 only" % (moto.endpoint_url, registry.host))
 
         t = out.step(2, total, "site.yml --tags provision with the seeds' security group (no self-reference)")
@@ -335,10 +354,13 @@ def main(argv=None):
             {"Name": "tag:kubeadm_ec2/cluster", "Values": [CLUSTER]}])["Reservations"])
         out.done(t, "%s, %d instances" % (sg_id, n_inst))
 
-        t = out.step(3, total, "building the lab from that SG (3 node namespaces, dnsmasq CoreDNS, API fake)")
-        dnslab = DnsLab(nodes=3, sg=lab_sg_from_ec2(ec2, sg_id), coredns_nodes=("node1", "node2")).start()
+        t = out.step(3, total, "building the lab from that SG (3 node namespaces, dnsmasq CoreDNS, recommendations, "
+                               "API fake)")
+        dnslab = DnsLab(nodes=3, sg=lab_sg_from_ec2(ec2, sg_id), coredns_nodes=("node1", "node2"),
+                        records=recs.records()).start()
+        recs.start(dnslab)
         api = FakeKubeAPI().start()
-        api.cluster.add_all(demo.cluster_objects(dnslab, registry, fixed=False))
+        api.cluster.add_all(demo.cluster_objects(dnslab, registry, fixed=False, recommendations=recs))
         kubelet = LabKubelet(dnslab)
         api.cluster.on_create["pods"] = kubelet
         out.done(t, "prefix %s" % dnslab.prefix)
@@ -358,7 +380,7 @@ def main(argv=None):
 
         t = out.step(6, total, "fix 2: push marketplace:v1 for linux/amd64 and linux/arm64 (OCI index)")
         registry.push_index("marketplace", "v1", ["amd64", "arm64"])
-        for obj in demo.cluster_objects(dnslab, registry, fixed=True):
+        for obj in demo.cluster_objects(dnslab, registry, fixed=True, recommendations=recs):
             if obj["kind"] == "Pod" and obj["metadata"]["namespace"] == APP_NAMESPACE:
                 api.cluster.add(obj)  # the rollout: the pod now runs
         out.done(t)

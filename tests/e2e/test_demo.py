@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -27,8 +28,10 @@ def _children():
 def test_demo_tells_the_story(tmp_path):
     before_ns, before_procs = _namespaces(), _children()
     report = tmp_path / "demo.json"
+    html_dir = tmp_path / "html"
+    html_dir.mkdir()
     proc = subprocess.run([sys.executable, "-m", "tests.demo.run", "--no-color", "--json", str(report),
-                           "--repeat-broken", "3"],
+                           "--repeat-broken", "3", "--html-dir", str(html_dir)],
                           cwd=ROOT, capture_output=True, text=True, timeout=1500, check=False)
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
     data = json.loads(report.read_text())
@@ -46,9 +49,17 @@ def test_demo_tells_the_story(tmp_path):
     assert "UserIdGroupPairs=[{GroupId=sg-" in fixes
     assert "ec2_network_sg_self_reference" in fixes
     assert "docker buildx build --platform linux/amd64,linux/arm64" in fixes
-    # after the fixes, every check passes
+    # the seeds' app: marketplace -> recommendations:50051, probed from a pod with marketplace's labels, is blocked
+    # across a node pair (DNS to a CoreDNS pod on another node, or the connect to recommendations on node3)
+    [path_finding] = broken["paths"]["findings"]
+    assert path_finding["id"] == "PATH_BLOCKED" and path_finding["details"]["observed_by"] == "probe"
+    assert path_finding["details"]["layer"] in ("dns", "connect")
+    assert path_finding["where"] == "validate_paths[0]: deployment shop/marketplace -> recommendations:50051"
+    # after the fixes, every check passes, the app's path too (resolved, connected)
     assert {check: res["status"] for check, res in fixed.items()} == dict.fromkeys(
-        ["sg_audit", "node_reachability", "dns", "image_arch"], "passed")
+        ["sg_audit", "node_reachability", "dns", "image_arch", "paths"], "passed")
+    [fixed_path] = fixed["paths"]["evidence"]["paths"]
+    assert fixed_path["verdict"] == "ok" and fixed_path["layers"]["connect"]["status"] == "ok"
     # the diagnosis, three times over the same broken cluster: exactly the two causes each time (the SG's
     # missing self-reference, the arm64-only image), every error finding explained by one of them and
     # none contradicting another check's evidence, whichever CoreDNS pod each probe reached
@@ -64,10 +75,17 @@ def test_demo_tells_the_story(tmp_path):
         assert sg_cause["confidence"] == "certain"
         assert "ec2_network_sg_self_reference: true" == sg_cause["fix"]["role_var"]
         assert {"SG_NO_SELF_REF", "NODE_PORT_BLOCKED", "DNS_POD_UNREACHABLE"} <= {e["id"] for e in sg_cause["explains"]}
+        # the app's blocked path is a symptom of the missing self-reference, not a cause of its own
+        assert [(e["check"], e["id"]) for e in sg_cause["explains"] if e["check"] == "paths"] == [
+            ("paths", "PATH_BLOCKED")], name
     # the fixed cluster: no cause at all
     assert full["fixed"]["root_causes"] == [] and full["fixed"]["unexplained"] == []
     assert full["fixed"]["headline"] == "healthy"
     assert "The story holds" in proc.stdout
+    # the HTML reports show the path: blocked on the broken cluster, open after the fixes
+    for name, verdict in (("broken", "blocked"), ("fixed", "ok")):
+        page = (html_dir / ("report-%s.html" % name)).read_text()
+        assert re.search(r'<tr data-verdict="%s" id="path-0">' % verdict, page), name
     # nothing left behind
     assert _namespaces() <= before_ns
     assert _children() == before_procs

@@ -130,7 +130,11 @@ def vlab():
 
 
 def validate(vl, **evars):
-    extra = {"validate_paths": [PATH], "validate_paths_probe_timeout": 40}
+    extra = {"validate_paths": [PATH], "validate_paths_probe_timeout": 40,
+             # the live pod mesh needs the mesh lab's kubelet (tests/lab/meshlab.py, test_mesh_lab.py)
+             "validate_paths_mesh": False,
+             # ValidateLab writes the API fake's kubeconfig there (validate_dns_kubeconfig)
+             "validate_paths_kubeconfig": os.path.join(vl.work, "kubeconfig")}
     extra.update(evars)
     rc, report, _wall, out = vl.validate(extra)
     assert report is not None, out[-4000:]
@@ -150,6 +154,13 @@ def test_validate_runs_paths_and_a_healthy_path_passes(vlab):
 
 def test_validate_policy_denied_path_is_one_finding_with_the_policy_and_the_fix(vlab):
     vlab.api.cluster.add(copy.deepcopy(ONLY_WEB))
+    # the shop's web frontend (ValidateLab's Deployment web), running: the policy admits it
+    image = "%s/app:v1" % vlab.registry.host
+    vlab.api.cluster.add({"apiVersion": "v1", "kind": "Pod",
+                          "metadata": {"name": "web-7f9c8d6b5-q4w2e", "namespace": "shop", "labels": {"app": "web"}},
+                          "spec": {"nodeName": "node1", "containers": [{"name": "web", "image": image}]},
+                          "status": {"phase": "Running", "podIP": "192.168.1.40",
+                                     "conditions": [{"type": "Ready", "status": "True"}]}})
     try:
         # the static verdicts alone: no probe pod is started
         before = len([1 for m, p in vlab.api.cluster.requests if m == "POST" and p.endswith("/pods")])
@@ -163,15 +174,19 @@ def test_validate_policy_denied_path_is_one_finding_with_the_policy_and_the_fix(
         assert f["details"]["object"] == "networkpolicy shop/recommendations-from-web"
         assert "pod shop/recommendations-6c5d8f7b9-k2x4p is isolated for ingress by shop/recommendations-from-web" \
             in f["observed"]
-        # the minimal fix: recommendations' ingress from marketplace on grpc, nothing on marketplace's egress
+        # the minimal fix: a peer for marketplace in the rule that admits web (web keeps its access) ...
+        assert f["cli"] == (
+            "kubectl -n shop patch networkpolicy recommendations-from-web --type=json -p '[{\"op\":\"add\",\"path\":"
+            "\"/spec/ingress/0/from/-\",\"value\":{\"podSelector\":{\"matchLabels\":{\"app\":\"marketplace\"}}}}]'")
+        # ... or a policy of its own: recommendations' ingress from marketplace on grpc, nothing on marketplace's egress
         policies = [yaml.safe_load(doc) for doc in re.findall(r"<<'EOF'\n(.*?)\nEOF", f["remediation"], re.S)]
         assert [(p["metadata"]["name"], p["spec"]["policyTypes"], p["spec"]["podSelector"]) for p in policies] == [
             ("allow-marketplace-to-recommendations-50051-ingress", ["Ingress"],
              {"matchLabels": {"app": "recommendations"}})]
         assert policies[0]["spec"]["ingress"][0]["ports"] == [{"protocol": "TCP", "port": "grpc"}]
-        # one root cause, the path's own, with that fix; nothing else is wrong with the lab
+        # one root cause, the path's own, with that one command; nothing else is wrong with the lab
         assert [c["id"] for c in report["root_causes"]] == ["PATH_BLOCKED"], report["headline"]
-        assert report["root_causes"][0]["fix"]["cli"] == f["remediation"] and report["unexplained"] == []
+        assert report["root_causes"][0]["fix"]["cli"] == f["cli"] and report["unexplained"] == []
         # probed: the lab's network does not enforce NetworkPolicy, the probe connects, one warning, no block
         rc, report, out = validate(vlab)
         assert rc == 0, out[-4000:]
@@ -180,3 +195,4 @@ def test_validate_policy_denied_path_is_one_finding_with_the_policy_and_the_fix(
         assert report["root_causes"] == []
     finally:
         vlab.api.cluster.delete("apis/networking.k8s.io/v1", "networkpolicies", "shop", "recommendations-from-web")
+        vlab.api.cluster.delete("api/v1", "pods", "shop", "web-7f9c8d6b5-q4w2e")
