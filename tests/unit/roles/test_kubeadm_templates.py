@@ -181,7 +181,8 @@ def test_init_and_join_guards():
     assert init["when"] == "not kubeadm_admin_conf.stat.exists"
     assert "ignore-preflight-errors" not in str(init["ansible.builtin.command"])
     stat = task_by_name("kubeadm", "init.yml", "Check whether the control plane is already initialised")
-    assert stat["ansible.builtin.stat"]["path"] == "/etc/kubernetes/admin.conf"
+    assert stat["ansible.builtin.stat"]["path"] == "{{ kubeadm_admin_conf_path }}"
+    assert load_yaml("kubeadm", "defaults", "main.yml")["kubeadm_admin_conf_path"] == "/etc/kubernetes/admin.conf"
     join = task_by_name("kubeadm", "join.yml", "Run kubeadm join")
     assert join["ansible.builtin.command"]["creates"] == "/etc/kubernetes/kubelet.conf"
     assert join["no_log"] == "{{ kubeadm_no_log }}"
