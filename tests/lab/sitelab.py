@@ -113,7 +113,7 @@ INVENTORY_SCRIPT = """#!%(python)s
 # The lab's inventory source: connection settings for the instances the aws_ec2 source lists (see
 # tests/lab/sitelab.py). Each parse (the first, and provision.yml's refresh_inventory) syncs the lab
 # with moto: new instances get their namespace.
-import json, sys
+import sys
 sys.path.insert(0, %(root)r)
 from tests.lab.sitelab import inventory_main
 inventory_main(%(state)r, sys.argv[1:])
@@ -423,12 +423,12 @@ class SiteLab:
         for node in state["nodes"].values():
             if node.get("registered") or not state["api"]:
                 continue
-            body = {"apiVersion": "v1", "kind": "Node", "metadata": {
-                "name": node["host"], "labels": {"kubernetes.io/arch": "amd64", "kubernetes.io/os": "linux",
-                                                 "kubernetes.io/hostname": node["host"]}},
-                "status": {"nodeInfo": {"architecture": "amd64", "operatingSystem": "linux"},
-                           "addresses": [{"type": "InternalIP", "address": node["ip"]}],
-                           "conditions": [{"type": "Ready", "status": "True"}]}}
+            labels = {"kubernetes.io/arch": "amd64", "kubernetes.io/os": "linux", "kubernetes.io/hostname": node["host"]}
+            status = {"nodeInfo": {"architecture": "amd64", "operatingSystem": "linux"},
+                      "addresses": [{"type": "InternalIP", "address": node["ip"]}],
+                      "conditions": [{"type": "Ready", "status": "True"}]}
+            body = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": node["host"], "labels": labels},
+                    "status": status}
             req = urllib.request.Request(state["api"] + "/api/v1/nodes", data=json.dumps(body).encode(),
                                          headers={"Content-Type": "application/json"}, method="POST")
             try:
