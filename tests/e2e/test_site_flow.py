@@ -161,7 +161,6 @@ def test_site_yml_one_command_against_moto_and_the_lab():
         assert proc.returncode == 0, out[-8000:]
         print("site.yml wall %.0f s, %d AWS API calls on moto: %s" % (
             wall, calls.total, ", ".join("%s %d" % kv for kv in calls.actions.most_common(10))))
-        assert wall < WALL_LIMIT, wall
 
         # provisioning: HA over two zones, and the aws_ec2 inventory after refresh_inventory
         assert len(nodes) == 4 and sum(n["control_plane"] for n in nodes) == 3
@@ -207,6 +206,8 @@ def test_site_yml_one_command_against_moto_and_the_lab():
         assert reach["10250 public"].startswith("blocked"), reach
         assert reach["22 private"].startswith("blocked"), reach
         assert reach["6443 nlb"] == "open", reach
+        # bounded: the whole run, last (a slow run still shows what it proved above)
+        assert wall < WALL_LIMIT, wall
     finally:
         lab.stop()
         shutil.rmtree(work, ignore_errors=True)

@@ -39,6 +39,7 @@ import ipaddress
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import urllib.error
@@ -202,6 +203,18 @@ class SiteLab:
         return self
 
     def stop(self):
+        # the stand-ins lead their own sessions: end each one's group (ip netns pids does not list them
+        # when the inventory script started them from the controller's mount namespace)
+        try:
+            with open(os.path.join(self.work, "pids")) as fh:
+                pids = [int(line) for line in fh if line.strip()]
+        except OSError:
+            pids = []
+        for pid in pids:
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except OSError:
+                pass
         cleanup(self.prefix)
         for name in os.listdir("/etc/netns") if os.path.isdir("/etc/netns") else []:
             if name.startswith(self.prefix + "-"):
@@ -337,9 +350,12 @@ class SiteLab:
         self._spawn(ns, [sys.executable, "-c", ACCEPTOR], os.path.join(node["dir"], "sshd-standin.log"))
 
     def _spawn(self, ns, argv, log):
+        """Start a stand-in in ``ns``, detached (the inventory script exits); its pid is kept for stop()."""
         with open(log, "ab") as out:
-            subprocess.Popen(["ip", "netns", "exec", ns] + argv, stdin=subprocess.DEVNULL, stdout=out,
-                             stderr=subprocess.STDOUT, start_new_session=True)
+            proc = subprocess.Popen(["ip", "netns", "exec", ns] + argv, stdin=subprocess.DEVNULL, stdout=out,
+                                    stderr=subprocess.STDOUT, start_new_session=True)
+        with open(os.path.join(self.work, "pids"), "a") as fh:
+            fh.write("%d\n" % proc.pid)
 
     def _security_groups(self, ec2, instances, state):
         group_ids = sorted(set(g["GroupId"] for i in instances for g in i.get("SecurityGroups", [])))
