@@ -40,6 +40,7 @@ ARGS = dict(
     report_file=dict(type="path"),
     html_file=dict(type="path"),
     junit_file=dict(type="path"),
+    check_files=dict(type="dict", default={}),
     fail_on_errors=dict(type="bool", default=True),
 )
 
@@ -166,6 +167,10 @@ class ActionModule(ActionBase):
                     continue
                 write_atomic(args[key], fmt(report))
                 written.append(args[key])
+        for name, path in sorted((args["check_files"] or {}).items()):
+            if path and name in checks and checks[name]["status"] != checklib.SKIPPED:
+                write_atomic(path, json.dumps(checks[name], indent=2) + "\n")
+                written.append(path)
         errs = checklib.error_refs(checks)
         failed = [n for n, c in checks.items() if c["status"] == checklib.FAILED]
         result.update(changed=False, msg=text, headline=report["headline"], failed_checks=failed, errors=len(errs),

@@ -73,6 +73,12 @@ options:
   junit_file:
     description: Write the report as JUnit XML here (one testcase per check).
     type: path
+  check_files:
+    description:
+      - Check name to a file to write that check's own result to (JSON), when the check ran; an empty
+        path writes nothing. C(kubeadm_ec2.cluster.validate) passes C(validate_dns_result_file) as C(dns).
+    type: dict
+    default: {}
   fail_on_errors:
     description: Fail when a check failed.
     type: bool

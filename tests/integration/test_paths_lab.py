@@ -5,6 +5,7 @@ and connecting through the ClusterIP DNAT to a listener in a pod namespace (test
 The seeds' app: marketplace (node2) calls recommendations:50051 (a pod on node3)."""
 
 import copy
+import json
 import os
 import re
 import tempfile
@@ -150,6 +151,22 @@ def test_validate_runs_paths_and_a_healthy_path_passes(vlab):
     [path] = paths["evidence"]["paths"]
     assert path["verdict"] == "ok" and {k: v["status"] for k, v in path["layers"].items()} == {
         "dns": "ok", "service": "ok", "netpol": "ok", "connect": "ok"}
+
+
+def test_validate_writes_the_dns_result_file(vlab):
+    """validate_dns_result_file (a user variable of the dns check) still gets the dns check's own
+    result when validate.yml runs the check; nothing is written there for a check that did not run."""
+    path = os.path.join(vlab.work, "dns-result.json")
+    rc, report, out = validate(vlab, validate_dns_result_file=path, validate_paths=[])
+    assert rc == 0, out[-4000:]
+    with open(path) as fh:
+        written = json.load(fh)
+    assert written == report["checks"]["dns"] and written["status"] == "passed"
+    assert written["evidence"]["host_results"], written
+    os.unlink(path)
+    rc, report, out = validate(vlab, validate_dns_result_file=path, validate_checks=["node_reachability"])
+    assert rc == 0 and report["checks"]["dns"]["status"] == "skipped", out[-4000:]
+    assert not os.path.exists(path)
 
 
 def test_validate_policy_denied_path_is_one_finding_with_the_policy_and_the_fix(vlab):
