@@ -245,13 +245,14 @@ def test_api_lb_subnets_looked_up_by_name_both_ways(audited):
     assert f["remediation"].startswith(
         "aws ec2 authorize-security-group-ingress --group-id %s --ip-permissions "
         "'IpProtocol=tcp,FromPort=6443,ToPort=6443,IpRanges=[{CidrIp=10.43.2.0/24}]'" % cluster["api_sg"])
-    assert blocked["api_lb"] == {"name": "t-ha-blocked-api", "found": True, "subnets": [
+    # sorted by subnet id (random in moto), not by creation
+    assert blocked["api_lb"] == {"name": "t-ha-blocked-api", "found": True, "subnets": sorted([
         {"SubnetId": cluster["subnets"][0], "CidrBlock": "10.43.1.0/24"},
-        {"SubnetId": subnet_b, "CidrBlock": "10.43.2.0/24"}]}
+        {"SubnetId": subnet_b, "CidrBlock": "10.43.2.0/24"}], key=lambda sn: sn["SubnetId"])}
     allowed = audited["results"]["ha-lb-allowed"]
     assert allowed["findings"] == [] and not allowed.get("failed"), allowed["msg"]
     assert "tcp 6443 allowed from the API load balancer's subnets %s" % ", ".join(
-        audited["clusters"]["ha-allowed"]["subnets"]) in allowed["msg"]
+        sorted(audited["clusters"]["ha-allowed"]["subnets"])) in allowed["msg"]
 
 
 def test_api_lb_subnets_given_by_id(audited):
