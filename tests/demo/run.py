@@ -206,10 +206,12 @@ class Demo:
                     "PATH": os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")})
         return env
 
-    def cluster_objects(self, dnslab, registry, fixed, recommendations):
+    def cluster_objects(self, dnslab, registry, fixed, recommendations=None):
         """The cluster as the API fake serves it: the lab's nodes and CoreDNS, the shop's Deployments (marketplace,
-        and recommendations with its Service: a listener in the lab)."""
-        objs = dnslab.k8s_objects(corefile=HEALTHY_COREFILE % dnslab.upstream_ip) + recommendations.k8s_objects()
+        and, given ``recommendations``, recommendations with its Service: a listener in the lab)."""
+        objs = dnslab.k8s_objects(corefile=HEALTHY_COREFILE % dnslab.upstream_ip)
+        if recommendations is not None:
+            objs += recommendations.k8s_objects()
         image = "%s/marketplace:v1" % registry.host
         labels = {"app": "marketplace"}
         objs.append({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": APP_NAMESPACE}})
@@ -236,7 +238,8 @@ class Demo:
                                                        "restartCount": 0, "state": state}]}})
         return objs
 
-    def validate(self, moto, dnslab, api, registry, sg_id, name):
+    def validate(self, moto, dnslab, api, registry, sg_id, name, paths=APP_PATHS):
+        """validate.yml on the lab; ``paths``: validate_paths (empty: the paths check is skipped)."""
         inv = os.path.join(self.work, "lab-inventory.json")
         kubeconfig = api.write_kubeconfig(os.path.join(self.work, "kubeconfig"))
         report_file = os.path.join(self.work, "report-%s.json" % name)
@@ -255,7 +258,7 @@ class Demo:
             "validate_images_kubeconfig": kubeconfig,
             "validate_images_namespaces": [APP_NAMESPACE],
             "validate_images_insecure_registries": [registry.host],
-            "validate_paths": APP_PATHS,
+            "validate_paths": list(paths),
             "validate_paths_kubeconfig": kubeconfig,
             "validate_paths_probe_timeout": 30,
             # the live pod mesh needs the mesh lab's kubelet (tests/lab/meshlab.py), not this one
