@@ -238,8 +238,9 @@ class Demo:
                                                        "restartCount": 0, "state": state}]}})
         return objs
 
-    def validate(self, moto, dnslab, api, registry, sg_id, name, paths=APP_PATHS):
-        """validate.yml on the lab; ``paths``: validate_paths (empty: the paths check is skipped)."""
+    def validate(self, moto, dnslab, api, registry, sg_id, name, paths=None):
+        """validate.yml on the lab; ``paths``: validate_paths (default the demo's APP_PATHS; empty: the paths
+        check is skipped)."""
         inv = os.path.join(self.work, "lab-inventory.json")
         kubeconfig = api.write_kubeconfig(os.path.join(self.work, "kubeconfig"))
         report_file = os.path.join(self.work, "report-%s.json" % name)
@@ -258,7 +259,7 @@ class Demo:
             "validate_images_kubeconfig": kubeconfig,
             "validate_images_namespaces": [APP_NAMESPACE],
             "validate_images_insecure_registries": [registry.host],
-            "validate_paths": list(paths),
+            "validate_paths": list(APP_PATHS if paths is None else paths),
             "validate_paths_kubeconfig": kubeconfig,
             "validate_paths_probe_timeout": 30,
             # the live pod mesh needs the mesh lab's kubelet (tests/lab/meshlab.py), not this one
