@@ -9,8 +9,10 @@ Real here:
     groups moto holds for it (tests/lab/sitelab.py); the controller sits outside the VPC (198.51.100.10,
     the only address in admin_cidr) and reaches a node only through its public address (1:1 NAT in the
     router namespace) and the API only through the load balancer's name, so only what admin_cidr opens;
-  * install: every node asks the Kubernetes package repository for its key (bounded) and gets no answer
-    (the nodes have no resolver and no route out), so the install skips, and says so, node_prep, the
+  * install: every node asks the Kubernetes package repository for its key (bounded) and gets no answer:
+    kubeadm_repo_base_url points at an address of the lab's router where nothing listens (sitelab's
+    PACKAGE_REPO_URL; no name is looked up and nothing goes off the machine), so the install skips, and
+    says so, node_prep, the
     packages, kubeadm init/join, Calico and CoreDNS; it renders the HA kubeadm configuration on the
     control planes and writes the admin kubeconfig (server rewritten to the NLB's name) to
     kubeadm_ec2_kubeconfig, under the inventory directory;
@@ -41,7 +43,7 @@ import pytest
 from tests.fakes import k8s_api
 from tests.integration.moto_harness import MotoServer
 from tests.integration.registry_harness import Registry
-from tests.lab.sitelab import CTL_IP, NLB_IP, SiteLab
+from tests.lab.sitelab import CTL_IP, NLB_IP, PACKAGE_REPO_URL, SiteLab
 from tests.support.lifecycle import private_dir
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -104,6 +106,7 @@ def _site(lab, moto, inv, work, report, registry):
         ec2_nodes_ssh_public_key_file=key + ".pub",
         install_ssh_timeout=60,
         install_require_package_repository=False,
+        kubeadm_repo_base_url=PACKAGE_REPO_URL,
         validate_checks=["sg_audit", "node_reachability", "image_arch"],
         validate_report_file=report,
         validate_network_become=False,
@@ -170,7 +173,10 @@ def test_site_yml_one_command_against_moto_and_the_lab():
 
         # install: the honest skip, the HA configuration rendered, the kubeconfig written where validate looks
         assert out.count("Skipped on ") == len(nodes), out[-8000:]
-        assert out.count("https://pkgs.k8s.io/core:/stable: did not answer") == len(nodes)
+        # refused by the lab's router: the request went where the lab said, not out of the machine
+        assert out.count("%s did not answer" % PACKAGE_REPO_URL) == len(nodes), out[-8000:]
+        assert out.count("Connection refused") >= len(nodes), out[-8000:]
+        assert "pkgs.k8s.io/core" not in out
         assert "Not run: node_prep, the kubelet/kubeadm/kubectl packages, kubeadm init and join, Calico and CoreDNS" in out
         for node in nodes:
             rendered = os.path.join(node["dir"], "kubeadm-config.yaml")

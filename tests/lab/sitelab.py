@@ -52,6 +52,10 @@ CTL_NET = "198.51.100.0/24"     # TEST-NET-2: the controller's network, outside 
 CTL_GW = "198.51.100.1"         # the router's leg there
 CTL_IP = "198.51.100.10"        # the controller: admin_cidr = CTL_IP/32
 NLB_IP = "203.0.113.80"         # TEST-NET-3: the API load balancer's address
+# The Kubernetes package repository's place in the lab (kubeadm_repo_base_url): the router's leg on the
+# controller network, port 9, where nothing listens. A node's request is refused there, inside the lab: no
+# name to look up, nothing sent to a real address (the default, pkgs.k8s.io, would be looked up first).
+PACKAGE_REPO_URL = "https://%s:9/core:/stable:" % CTL_GW
 API_PORT = 6443
 CLONE_NEWNET = 0x40000000
 
