@@ -44,7 +44,6 @@ from tests.fakes import k8s_api
 from tests.integration.moto_harness import MotoServer
 from tests.integration.registry_harness import Registry
 from tests.lab.sitelab import CTL_IP, NLB_IP, PACKAGE_REPO_URL, SiteLab
-from tests.support.lifecycle import private_dir
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.dirname(sys.executable)
@@ -140,9 +139,8 @@ def _site(lab, moto, inv, work, report, registry):
 
 
 def test_site_yml_one_command_against_moto_and_the_lab():
-    work = private_dir("ksiteflow-")
-    lab = SiteLab(work, CLUSTER)
-    lab.start()
+    lab = SiteLab(CLUSTER).start()
+    work = lab.work  # the lab's private directory: the inventory, the keys, the report (removed by stop())
     try:
         with lab.controller():
             with MotoServer() as moto, ControllerAPI() as api, Registry() as registry:
@@ -217,7 +215,7 @@ def test_site_yml_one_command_against_moto_and_the_lab():
         assert wall < WALL_LIMIT, wall
     finally:
         lab.stop()
-        shutil.rmtree(work, ignore_errors=True)
+    assert not os.path.exists(work)
     # this lab's namespaces only: another lab may run on the machine at the same time
     assert lab.namespaces() == []
     left = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=False).stdout

@@ -28,7 +28,8 @@ What stands in for the parts of a node that cannot run here (said in the test to
     NLB's name with the lab CA, on each control plane;
   * the nodes register with the API fake as kubelets would (Node objects, architecture amd64).
 The nodes share the test machine's file system: nothing is written outside the lab's work directory
-and /etc/netns/<p>-*/ (removed by stop()). Needs root.
+and /etc/netns/<p>-*/ (removed by stop()). Needs root. SiteLab is a substrate (tests/support/lifecycle.py):
+the work directory is its own, made by start() and removed by stop().
 """
 
 import base64
@@ -47,6 +48,7 @@ import urllib.request
 import uuid
 
 from tests.lab.netlab import cleanup, run, sg_to_iptables
+from tests.support.lifecycle import Substrate
 
 CTL_NET = "198.51.100.0/24"     # TEST-NET-2: the controller's network, outside the VPC
 CTL_GW = "198.51.100.1"         # the router's leg there
@@ -138,16 +140,26 @@ def host_name(inst):
     return "%s-%s" % (name, inst["InstanceId"]) if name else inst["InstanceId"]
 
 
-class SiteLab:
-    """Start with start() (controller, router, switch), sync() from moto as instances appear, stop()."""
+class SiteLab(Substrate):
+    """A substrate (tests/support/lifecycle.py): start() makes its private work directory (``work``) and the
+    controller, router and switch; sync() adds the instances moto runs; stop() ends the stand-ins, deletes
+    the lab's namespaces and /etc/netns/<prefix>-*/ and removes the work directory."""
 
-    def __init__(self, work, cluster, prefix=None):
+    def __init__(self, cluster, prefix=None):
         if os.geteuid() != 0:
             raise RuntimeError("the site lab needs root (network namespaces, iptables)")
-        self.work = work
+        super().__init__()
         self.cluster = cluster
+        # the namespaces' prefix (<prefix>-ctl, ...), also the start of the work directory's random name
         self.prefix = prefix or "ks" + uuid.uuid4().hex[:4]
-        self.state_path = os.path.join(work, "sitelab.json")
+
+    @property
+    def work(self):
+        return self.workdir
+
+    @property
+    def state_path(self):
+        return os.path.join(self.workdir, "sitelab.json")
 
     # -- naming / state ------------------------------------------------------------------------------
     @property
@@ -175,44 +187,38 @@ class SiteLab:
     def etc_netns(self, ns):
         return os.path.join("/etc/netns", ns)
 
-    # -- lifecycle -----------------------------------------------------------------------------------
-    def start(self):
-        os.makedirs(self.work, exist_ok=True)
+    # -- lifecycle (tests/support/lifecycle.py: start() makes the work directory and stops on a failed start) --
+    def _start(self):
         self._save({"prefix": self.prefix, "cluster": self.cluster, "work": self.work, "subnets": {}, "nodes": {},
                     "nlb": "", "certs": False, "api": ""})
-        try:
-            for ns in (self.ctl, self.router, self.switch):
-                run(["ip", "netns", "add", ns])
-                run(["ip", "link", "set", "lo", "up"], ns=ns)
-            run(["ip", "link", "add", "%sc0" % self.prefix, "netns", self.ctl, "type", "veth", "peer", "name",
-                 "%sc1" % self.prefix, "netns", self.router])
-            run(["ip", "link", "set", "%sc0" % self.prefix, "name", "eth0"], ns=self.ctl)
-            run(["ip", "addr", "add", CTL_IP + "/24", "dev", "eth0"], ns=self.ctl)
-            run(["ip", "link", "set", "eth0", "up"], ns=self.ctl)
-            run(["ip", "route", "add", "default", "via", CTL_GW], ns=self.ctl)
-            run(["ip", "link", "set", "%sc1" % self.prefix, "name", "ctl0"], ns=self.router)
-            run(["ip", "addr", "add", CTL_GW + "/24", "dev", "ctl0"], ns=self.router)
-            run(["ip", "link", "set", "ctl0", "up"], ns=self.router)
-            run(["sysctl", "-qw", "net.ipv4.ip_forward=1"], ns=self.router)
-            os.makedirs(self.etc_netns(self.ctl), exist_ok=True)
-            with open(os.path.join(self.etc_netns(self.ctl), "hosts"), "w") as fh:
-                fh.write("127.0.0.1 localhost\n")
-            # nothing to ask: a lookup of any other name fails at once instead of timing out
-            with open(os.path.join(self.etc_netns(self.ctl), "resolv.conf"), "w") as fh:
-                fh.write("nameserver 127.0.0.1\n")
-            self._router_tables({"nodes": {}, "nlb": ""})
-        except BaseException:
-            self.stop()
-            raise
-        return self
+        for ns in (self.ctl, self.router, self.switch):
+            run(["ip", "netns", "add", ns])
+            run(["ip", "link", "set", "lo", "up"], ns=ns)
+        run(["ip", "link", "add", "%sc0" % self.prefix, "netns", self.ctl, "type", "veth", "peer", "name",
+             "%sc1" % self.prefix, "netns", self.router])
+        run(["ip", "link", "set", "%sc0" % self.prefix, "name", "eth0"], ns=self.ctl)
+        run(["ip", "addr", "add", CTL_IP + "/24", "dev", "eth0"], ns=self.ctl)
+        run(["ip", "link", "set", "eth0", "up"], ns=self.ctl)
+        run(["ip", "route", "add", "default", "via", CTL_GW], ns=self.ctl)
+        run(["ip", "link", "set", "%sc1" % self.prefix, "name", "ctl0"], ns=self.router)
+        run(["ip", "addr", "add", CTL_GW + "/24", "dev", "ctl0"], ns=self.router)
+        run(["ip", "link", "set", "ctl0", "up"], ns=self.router)
+        run(["sysctl", "-qw", "net.ipv4.ip_forward=1"], ns=self.router)
+        os.makedirs(self.etc_netns(self.ctl), exist_ok=True)
+        with open(os.path.join(self.etc_netns(self.ctl), "hosts"), "w") as fh:
+            fh.write("127.0.0.1 localhost\n")
+        # nothing to ask: a lookup of any other name fails at once instead of timing out
+        with open(os.path.join(self.etc_netns(self.ctl), "resolv.conf"), "w") as fh:
+            fh.write("nameserver 127.0.0.1\n")
+        self._router_tables({"nodes": {}, "nlb": ""})
 
-    def stop(self):
+    def _stop(self):
         # the stand-ins lead their own sessions: end each one's group (ip netns pids does not list them
         # when the inventory script started them from the controller's mount namespace)
         try:
             with open(os.path.join(self.work, "pids")) as fh:
                 pids = [int(line) for line in fh if line.strip()]
-        except OSError:
+        except (OSError, TypeError):
             pids = []
         for pid in pids:
             try:
@@ -485,8 +491,8 @@ def inventory_main(state_path, argv):
 
     with open(state_path) as fh:
         state = json.load(fh)
-    lab = SiteLab.__new__(SiteLab)
-    lab.work, lab.cluster, lab.prefix, lab.state_path = state["work"], state["cluster"], state["prefix"], state_path
+    lab = SiteLab.__new__(SiteLab)  # the running lab's state, not a new lab: sync() starts nothing stop() would miss
+    lab.workdir, lab.cluster, lab.prefix = state["work"], state["cluster"], state["prefix"]
     kw = dict(endpoint_url=os.environ["AWS_ENDPOINT_URL"], region_name=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))
     hostvars = lab.sync(boto3.client("ec2", **kw), boto3.client("elbv2", **kw))
     print(json.dumps({"lab_nodes": {"hosts": sorted(hostvars)}, "_meta": {"hostvars": hostvars}}))
