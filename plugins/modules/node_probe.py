@@ -21,7 +21,9 @@ description:
     UDP 4789 (VXLAN) and IP-in-IP packets carry a magic payload with I(reachability.run_id) and are
     re-sent through a bounded window (I(reachability.packet_window)) until the peer acknowledges them,
     so that peers that start a little later still overlap. The node keeps listening until every packet
-    it expects arrived or the window (plus a short grace) passed.
+    it expects arrived or the window (plus a short grace) passed. Once a probe from a peer is heard, the
+    node re-sends to that peer and listens for about 1 s more, so that a peer that started late is still
+    measured (never past twice the window plus the grace).
   - Ports per peer depend on roles. kubelet 10250, BGP 179, VXLAN, IP-in-IP and an ephemeral port to
     every peer, API 6443 to control planes, etcd 2379-2380 between control planes, Typha 5473 with
     I(reachability.typha=true).
@@ -142,7 +144,7 @@ requirements:
 notes:
   - Supports check mode, the probes change nothing on the nodes.
   - Every wait is bounded, the task ends after at most about max(I(reachability.probe_timeout),
-    I(reachability.packet_window) + 1) seconds and I(dns.timeout) per query.
+    2 * I(reachability.packet_window) + 1) seconds and I(dns.timeout) per query.
 seealso:
   - module: kubeadm_ec2.cluster.reachability_report
   - module: kubeadm_ec2.cluster.dns_report

@@ -130,11 +130,37 @@ def blocked_fix(core, encap, dst, sg_id=None):
 # ---------------------------------------------------------------------------
 # Analysis (controller, pure)
 # ---------------------------------------------------------------------------
-def _overlap(send, listen):
-    """Whether a send interval [first, last] and a listen interval [opened, closed] overlap (None: unknown)."""
-    if not send or not listen or len(send) != 2 or len(listen) != 2:
+# A silence is a drop only when at least this many packets went out while the receiver listened.
+MIN_PACKETS_WHILE_LISTENING = 3
+
+
+def sent_while_listening(send, count, listen):
+    """How many of ``count`` evenly spaced packets sent through ``send`` = [first, last] fell inside the
+    receiver's ``listen`` = [opened, closed] (None: an interval is unknown)."""
+    if not send or not listen or len(send) != 2 or len(listen) != 2 or None in send or None in listen:
         return None
-    return send[0] <= listen[1] and listen[0] <= send[1]
+    first, last = send
+    low, high = max(first, listen[0]), min(last, listen[1])
+    if high < low:
+        return 0
+    if count is None:  # a report without per-probe counts: overlapping is all that is known
+        return None
+    count = int(count)
+    if count <= 1 or last <= first:
+        return count
+    spacing = (last - first) / float(count - 1)
+    return min(count, int((high - low) / spacing + 1e-9) + 1)
+
+
+def _job_send(rep, dst, check):
+    """(send interval, packet count) of one probe: its own first/last send when the report has them,
+    else the node's whole send interval."""
+    for entry in rep.get("sent") or []:
+        if entry[0] == dst and entry[1] == check:
+            if len(entry) >= 6 and entry[4] is not None and entry[5] is not None:
+                return [entry[4], entry[5]], entry[2]
+            return rep.get("send"), entry[2]
+    return rep.get("send"), None
 
 
 def build_matrix(nodes, control_planes, probes, listens=None, typha=False):
@@ -170,15 +196,20 @@ def build_matrix(nodes, control_planes, probes, listens=None, typha=False):
                     if status == "sent" and detail.startswith("send failed"):
                         status = "blocked"
                     elif status == "sent":
-                        overlap = _overlap(rep.get("send"), ((listens or {}).get(dst) or {}).get("listen"))
+                        send, count = _job_send(rep, dst, check)
+                        during = sent_while_listening(send, count, ((listens or {}).get(dst) or {}).get("listen"))
                         if dst not in received:
                             status, detail = "unknown", "%s's listener did not report" % dst
                         elif (nodes[src], check) in received[dst]:
                             status, detail = "ok", "received by %s" % dst
-                        elif overlap is False:
+                        elif during == 0:
                             status, detail = "unknown", (
                                 "%s was not listening while %s sent (the nodes did not run at the same time: "
                                 "Ansible forks lower than the number of nodes?)" % (dst, src))
+                        elif during is not None and during < MIN_PACKETS_WHILE_LISTENING:
+                            status, detail = "unknown", (
+                                "only %d packet(s) left %s while %s listened, too few to call a drop (the nodes "
+                                "started seconds apart: a busy controller?)" % (during, src, dst))
                         else:
                             status, detail = "blocked", "%s not received by %s" % (detail, dst)
                 matrix[(src, dst, check)] = (status, detail)

@@ -15,10 +15,17 @@
    later still overlap. A peer that receives one answers with a small acknowledgement (UDP 4789
    back), after which the sender stops re-sending that probe;
 4. keep listening until every packet this node expects from its peers arrived and its own probes
-   were acknowledged, or ``window + grace`` passed.
+   were acknowledged, or ``window + grace`` passed;
+5. a peer that started late is still measured: once a probe from a peer is heard (its listener is
+   open), this node keeps re-sending its unacknowledged probes to that peer and keeps listening for
+   ``HEARD_EXTENSION`` intervals plus ``grace`` after that, never past ``2 * window + grace``.
+   Nothing heard (a security group that drops everything) extends nothing.
 
 The result records what was sent and received and the wall-clock intervals of listening and
-sending, so the controller can tell "dropped" from "the peer was not listening at that time".
+sending (per probe: first and last send), so the controller can tell "dropped" from "the peer was
+not listening at that time" (analysis/reachability.py counts the packets sent while the peer
+listened). The listening interval ends BEFORE the last read of the sockets, so a packet sent before
+its end was read.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -50,6 +57,11 @@ _BLOCKED_ERRNOS = {
     errno.EACCES: "dropped locally (EACCES)",
     errno.ETIMEDOUT: "timeout",
 }
+
+
+# After hearing a peer, re-send to it and keep listening this many intervals more (>= 3 packets
+# land while both listen, enough for the controller to call a silence a drop).
+HEARD_EXTENSION = 5
 
 
 def payload(run_id, check, src_ip, kind=b"probe"):
@@ -217,9 +229,10 @@ def plan(src_name, nodes, control_planes, typha=False, ephemeral_port=None):
 
 def run_probes(src_name, nodes, control_planes, run_id, timeout=2.0, ephemeral_port=None, typha=False,
                window=3.0, interval=0.2, grace=1.0, max_parallel=512, socks=None):
-    """Listen, probe every peer and collect, all bounded by ``max(timeout, window + grace)`` plus a little.
+    """Listen, probe every peer and collect, all bounded by ``max(timeout, 2 * window + grace)`` plus a little.
 
-    Returns ``{"node", "ip", "results": [[dst, check, status, detail]], "sent": [[dst, check, n, acked]],
+    Returns ``{"node", "ip", "results": [[dst, check, status, detail]],
+    "sent": [[dst, check, n, acked, first, last]] (first/last send of that probe, epoch seconds or None),
     "received": [[src_ip, check, n]], "listen": [opened, closed], "send": [first, last] (epoch seconds),
     "listener_error", "seconds"}``. Packet checks have status ``sent``: the peer's ``received`` decides.
     """
@@ -239,9 +252,10 @@ def run_probes(src_name, nodes, control_planes, run_id, timeout=2.0, ephemeral_p
     tcp_thread = threading.Thread(target=lambda: tcp_results.extend(tcp_probes(tcp_jobs, timeout, max_parallel)))
     tcp_thread.daemon = True
     tcp_thread.start()
-    sent = dict(((d, c), [0, False, ""]) for d, c in pkt_jobs)  # count, acked, error
+    sent = dict(((d, c), [0, False, "", None, None]) for d, c in pkt_jobs)  # count, acked, error, first, last
     by_ip = dict((ip, name) for name, ip in nodes.items())
     received = {}
+    heard = {}  # peer IP -> when its first probe arrived (its listener was open by then)
     sender = None
     sender_error = ""
     try:
@@ -250,38 +264,47 @@ def run_probes(src_name, nodes, control_planes, run_id, timeout=2.0, ephemeral_p
         sender_error = "send failed: %s" % exc
     first_send = last_send = None
     send_end = start + window
-    listen_end = start + window + grace
+    cap = start + 2 * window + grace
+    extension = HEARD_EXTENSION * interval
     next_send = time.time()
+    closed = None
     try:
         while True:
             now = time.time()
-            unacked = [k for k, v in sent.items() if not v[1] and not v[2]]
-            if sender is not None and unacked and now >= next_send and now < send_end:
-                for dst, check in unacked:
+            # a probe is re-sent through the window, and after it while its peer was heard lately
+            unacked = [k for k, v in sent.items() if not v[1] and not v[2]
+                       and (now < send_end or now < min(cap, heard.get(nodes[k[0]], 0) + extension))]
+            if sender is not None and unacked and now >= next_send:
+                for key in unacked:
                     try:
-                        sender.send(nodes[dst], check, payload(run_id, check, src_ip))
-                        sent[(dst, check)][0] += 1
+                        sender.send(nodes[key[0]], key[1], payload(run_id, key[1], src_ip))
+                        job = sent[key]
+                        job[0] += 1
+                        job[3] = job[3] or now
+                        job[4] = time.time()
                     except (OSError, socket.error) as exc:
                         if exc.errno not in (errno.ECONNREFUSED, errno.EAGAIN):
-                            sent[(dst, check)][2] = "send failed: %s" % (os.strerror(exc.errno) if exc.errno else exc)
+                            sent[key][2] = "send failed: %s" % (os.strerror(exc.errno) if exc.errno else exc)
                 sender.drain_errors()
                 first_send = first_send or now
                 last_send = time.time()
                 next_send = now + interval
-            sends_done = sender is None or not unacked or now >= send_end
+            listen_end = min(cap, max([start + window + grace] + [t + extension + grace for t in heard.values()]))
             inbound_done = not socks or expected <= set(received)
             tcp_done = not tcp_thread.is_alive()
-            if tcp_done and sends_done and (inbound_done or now >= listen_end):
+            if tcp_done and not unacked and (inbound_done or now >= listen_end):
                 break
-            wait = 0.05 if not socks else max(0.0, min(0.1, next_send - now if unacked and now < send_end else 0.1))
+            wait = 0.05 if not socks else max(0.0, min(0.1, next_send - now if unacked else 0.1))
             readable = select.select(socks, [], [], wait)[0] if socks else (time.sleep(wait) or [])
             for sock in readable:
-                _read(sock, run_id, received, sent, by_ip, sender, src_ip)
-        # what arrived while this loop last ran (a busy machine runs it late) still counts
-        for sock in select.select(socks, [], [], 0)[0] if socks else []:
-            _read(sock, run_id, received, sent, by_ip, sender, src_ip)
-    finally:
+                _read(sock, run_id, received, sent, by_ip, sender, src_ip, heard)
+        # the listening interval ends here, before the last read: whatever was sent before this
+        # moment is in the socket buffers and still counts (a busy machine runs this loop late)
         closed = time.time()
+        for sock in select.select(socks, [], [], 0)[0] if socks else []:
+            _read(sock, run_id, received, sent, by_ip, sender, src_ip, heard)
+    finally:
+        closed = closed or time.time()
         for sock in socks:
             sock.close()
         if sender is not None:
@@ -289,14 +312,16 @@ def run_probes(src_name, nodes, control_planes, run_id, timeout=2.0, ephemeral_p
         tcp_thread.join(timeout + 5)
     results = list(tcp_results)
     for dst, check in pkt_jobs:
-        count, acked, err = sent[(dst, check)]
+        count, acked, err = sent[(dst, check)][:3]
         err = err or sender_error
         results.append([dst, check, "sent", err or "%d packet(s)%s" % (count, ", acknowledged" if acked else "")])
     return {
         "node": src_name,
         "ip": src_ip,
         "results": results,
-        "sent": [[d, c, sent[(d, c)][0], sent[(d, c)][1]] for d, c in pkt_jobs],
+        "sent": [[d, c, sent[(d, c)][0], sent[(d, c)][1],
+                  round(sent[(d, c)][3], 3) if sent[(d, c)][3] else None,
+                  round(sent[(d, c)][4], 3) if sent[(d, c)][4] else None] for d, c in pkt_jobs],
         "received": [[ip, check, n] for (ip, check), n in sorted(received.items())],
         "listen": [round(opened, 3), round(closed, 3)] if socks or not listener_error else [],
         "send": [round(first_send, 3), round(last_send, 3)] if first_send else [],
@@ -305,7 +330,7 @@ def run_probes(src_name, nodes, control_planes, run_id, timeout=2.0, ephemeral_p
     }
 
 
-def _read(sock, run_id, received, sent, by_ip, sender, src_ip):
+def _read(sock, run_id, received, sent, by_ip, sender, src_ip, heard=None):
     while True:
         try:
             data = sock.recv(65535)
@@ -319,6 +344,8 @@ def _read(sock, run_id, received, sent, by_ip, sender, src_ip):
         kind, peer_ip, check = hit
         if kind == "probe":
             received[(peer_ip, check)] = received.get((peer_ip, check), 0) + 1
+            if heard is not None and peer_ip not in heard:
+                heard[peer_ip] = time.time()
             if sender is not None:
                 try:
                     sender.send(peer_ip, "vxlan", payload(run_id, check, src_ip, kind=ACK))
