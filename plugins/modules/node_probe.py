@@ -217,8 +217,8 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis import dns as dnscheck
-from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis import reachability as reach
+from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis import resolv as dnscheck
+from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis import node_plan as reach
 from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.probes import dns as dnsprobe
 from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.probes import net
 

@@ -171,7 +171,6 @@ from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleA
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 from ansible_collections.amazon.aws.plugins.module_utils.transformation import ansible_dict_to_boto3_filter_list
 
-from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.probes import k8s as _k8s
 from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis.findings import (
     errors,
     summary_message,
@@ -201,6 +200,9 @@ def read_instances(module, client):
 
 
 def read_encapsulation(module):
+    # the kubernetes client costs about half a second to import: only when there is a kubeconfig to read
+    from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.probes import k8s as _k8s
+
     try:
         client = _k8s.api_client(module.params["kubeconfig"], module.params["context"])
         api = _k8s.kubernetes.client.CustomObjectsApi(client)

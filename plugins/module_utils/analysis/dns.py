@@ -21,7 +21,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import difflib
-import ipaddress
 import re
 
 from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis import catalogue as cat
@@ -31,9 +30,17 @@ from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis.findi
     finding,
 )
 from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis import netpol
+from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis.resolv import (  # pylint: disable=unused-import
+    DEFAULT_DOMAIN,
+    is_loopback,
+    loopback_nameservers,
+    parse_kubelet_resolv_conf,
+    parse_resolv_conf,
+    qualify,
+    query_plan,
+)
 
 DEFAULT_SERVICE_IP = "10.96.0.10"
-DEFAULT_DOMAIN = "cluster.local"
 COREDNS_LABELS = {"k8s-app": "kube-dns"}
 VPC_RESOLVER = cat.VPC_RESOLVER
 OK_STATUSES = ("ok", "nodata")
@@ -47,69 +54,6 @@ POD_PATH_FIX = (
     "VXLAN: UDP 4789; see ENCAP_BLOCKED). If the group allows it, look at the subnet's network ACL and the "
     "destination node's host firewall (NODE_PORT_BLOCKED)" % cat.self_ref_cli()
 )
-
-
-# -- names -----------------------------------------------------------------------------------
-def qualify(name, domain=DEFAULT_DOMAIN):
-    """Fully qualify a service name: ``svc`` -> svc.default.svc.<domain>, ``svc.ns`` ->
-    svc.ns.svc.<domain>; names already under the domain (or with 3+ labels) are kept."""
-    name = str(name).strip().rstrip(".")
-    if not name:
-        raise ValueError("empty name")
-    if name.endswith("." + domain) or name == domain:
-        return name
-    labels = name.split(".")
-    if len(labels) == 1:
-        return "%s.default.svc.%s" % (name, domain)
-    if len(labels) == 2:
-        return "%s.%s.svc.%s" % (labels[0], labels[1], domain)
-    if len(labels) == 3 and labels[2] == "svc":
-        return "%s.%s" % (name, domain)
-    return name
-
-
-def query_plan(names=None, external_name=None, domain=DEFAULT_DOMAIN):
-    """The names every node and probe pod resolves: [(fqdn, kind)], kind in cluster/user/external."""
-    plan = [("kubernetes.default.svc.%s" % domain, "cluster")]
-    for name in names or []:
-        fq = qualify(name, domain)
-        if fq not in [p[0] for p in plan]:
-            plan.append((fq, "user"))
-    if external_name:
-        plan.append((str(external_name).rstrip("."), "external"))
-    return plan
-
-
-# -- resolv.conf / Corefile -------------------------------------------------------------------
-def parse_resolv_conf(text):
-    """Nameservers of a resolv.conf text, in order."""
-    servers = []
-    for line in (text or "").splitlines():
-        line = line.split("#", 1)[0].split(";", 1)[0].strip()
-        parts = line.split()
-        if len(parts) >= 2 and parts[0] == "nameserver":
-            servers.append(parts[1])
-    return servers
-
-
-def is_loopback(address):
-    try:
-        return ipaddress.ip_address(address.split("%", 1)[0]).is_loopback
-    except ValueError:
-        return False
-
-
-def loopback_nameservers(servers):
-    return [s for s in servers if is_loopback(s)]
-
-
-def parse_kubelet_resolv_conf(text):
-    """The ``resolvConf`` of a KubeletConfiguration (YAML text), or None."""
-    for line in (text or "").splitlines():
-        m = re.match(r"^resolvConf:\s*['\"]?([^'\"\s#]+)", line)
-        if m:
-            return m.group(1)
-    return None
 
 
 def corefile_forwards(corefile):

@@ -16,7 +16,7 @@ import os
 import time
 import traceback
 
-from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis import dns as dnscheck
+from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis import resolv as dnscheck
 
 try:
     import dns.exception

@@ -40,7 +40,7 @@ import struct
 import threading
 import time
 
-from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis.reachability import (
+from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis.node_plan import (
     CHECKS,
     IPPROTO_IPIP,
     VXLAN_PORT,
