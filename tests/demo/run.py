@@ -2,15 +2,18 @@
 
 1. provision with site.yml (provision part) against moto's EC2 server, with the seeds' security
    group: SSH/6443 from the admin CIDR, NodePorts and UDP 4789 from anywhere, no self-reference;
-2. build the local lab from that security group (network namespaces as nodes, iptables as the SG,
-   dnsmasq as CoreDNS behind the service IP, Debian's registry holding marketplace:v1 for arm64 only,
-   the Kubernetes API fake describing the cluster) and run playbooks/validate.yml: it must fail with
-   SG_NO_SELF_REF (sg_audit), NODE_PORT_BLOCKED (node_reachability), DNS_POD_UNREACHABLE (dns), IMAGE_ARCH_MISMATCH
-   (image_arch) and PATH_BLOCKED (paths: the seeds' app, marketplace calling recommendations:50051, probed from a
-   pod in its namespace with its labels), each with its fix, all explained by two root causes;
+2. build the local lab from that security group (tests/lab/meshlab.py: network namespaces as nodes,
+   iptables as the SG, Calico IPIP with its BGP-gated pod routes, dnsmasq as CoreDNS behind the service
+   IP, an external host; Debian's registry holding marketplace:v1 for arm64 only; the Kubernetes API
+   fake describing the cluster, with one lab kubelet for the DNS, path and mesh probe pods) and run
+   playbooks/validate.yml: it must fail with SG_NO_SELF_REF (sg_audit), NODE_PORT_BLOCKED
+   (node_reachability), DNS_POD_UNREACHABLE (dns), IMAGE_ARCH_MISMATCH (image_arch), and in paths
+   PATH_BLOCKED (the seeds' app, marketplace calling recommendations:50051, probed from a pod in its
+   namespace with its labels) and the live pod mesh's cross-node cells (POD_PATH_BLOCKED, SERVICE_PATH_BLOCKED;
+   the same-node cells and egress pass), each with its fix, all explained by two root causes;
 3. apply the fixes the way a user would (ec2_network_sg_self_reference=true through site.yml, a
-   multi-arch image pushed under the same tag), rebuild the lab's SG from EC2 and re-run validate:
-   it must pass.
+   multi-arch image pushed under the same tag), rebuild the lab's SG from EC2 (BGP then peers and the
+   pod routes appear) and re-run validate: it must pass, every mesh cell included.
 
 Exit status 0 only when every step behaves as described. Everything started is stopped and every
 namespace and temp file removed, also on failure or Ctrl-C.
@@ -33,7 +36,8 @@ from tests.integration.moto_harness import MotoServer  # noqa: E402
 from tests.integration.registry_harness import Registry  # noqa: E402
 from tests.fakes.k8s_api import FakeKubeAPI  # noqa: E402
 from tests.lab.applab import LabService  # noqa: E402
-from tests.lab.dnslab import DnsLab, LabKubelet  # noqa: E402
+from tests.lab.dnslab import LabKubelet  # noqa: E402
+from tests.lab.meshlab import MeshLab  # noqa: E402
 from tests.lab.netlab import SELF  # noqa: E402
 
 CLUSTER = "seeds"
@@ -46,8 +50,10 @@ EXPECTED_BROKEN = {
     "node_reachability": {"NODE_PORT_BLOCKED"},
     "dns": {"DNS_POD_UNREACHABLE"},
     "image_arch": {"IMAGE_ARCH_MISMATCH"},
-    "paths": {"PATH_BLOCKED"},
+    # the app's path, and the live pod mesh: cross-node cells, and the Service from node3 (no CoreDNS pod there)
+    "paths": {"PATH_BLOCKED", "POD_PATH_BLOCKED", "SERVICE_PATH_BLOCKED"},
 }
+MESH_PODS_PER_NODE = 2  # two probe pods per node: same-node cells too
 # The seeds' app: marketplace calls recommendations:50051 (gRPC), which runs on node3.
 RECOMMENDATIONS = dict(name="recommendations", namespace="shop", cluster_ip="10.96.80.12", port=50051, node="node3")
 APP_PATHS = [{"from": {"namespace": "shop", "selector": {"app": "marketplace"}}, "to": "recommendations:50051",
@@ -240,7 +246,7 @@ class Demo:
 
     def validate(self, moto, dnslab, api, registry, sg_id, name, paths=None):
         """validate.yml on the lab; ``paths``: validate_paths (default the demo's APP_PATHS; empty: the paths
-        check is skipped)."""
+        check is skipped). On a MeshLab the paths check runs the live pod mesh too."""
         inv = os.path.join(self.work, "lab-inventory.json")
         kubeconfig = api.write_kubeconfig(os.path.join(self.work, "kubeconfig"))
         report_file = os.path.join(self.work, "report-%s.json" % name)
@@ -262,9 +268,12 @@ class Demo:
             "validate_paths": list(APP_PATHS if paths is None else paths),
             "validate_paths_kubeconfig": kubeconfig,
             "validate_paths_probe_timeout": 30,
-            # the live pod mesh needs the mesh lab's kubelet (tests/lab/meshlab.py), not this one
-            "validate_paths_mesh": False,
         })
+        if getattr(dnslab, "external", None):  # the mesh lab: the live pod mesh, egress to the lab's external host
+            extra.update({"validate_paths_external": dnslab.external,
+                          "validate_paths_mesh_pods_per_node": MESH_PODS_PER_NODE})
+        else:  # a plain DNS lab has no pod routes nor mesh kubelet
+            extra["validate_paths_mesh"] = False
         if self.html_dir:
             extra["validate_report_html"] = os.path.join(self.html_dir, "report-%s.html" % name)
         dnslab.write_inventory(inv, python=sys.executable)
@@ -293,12 +302,55 @@ class Demo:
             return False
         self.out.done(started, "%s in %.1fs" % (done_text, wall))
         print_report(self.out, title, report, full)
+        print("  %s" % mesh_summary(report))
         print()
         return True
 
 
 class DemoError(Exception):
     pass
+
+
+def bgp_routes(lab):
+    """How many node pairs have a pod route (BGP peered over tcp/179 through the SG)."""
+    n = len(lab.nodes)
+    return "pod routes (BGP) on %d of %d node pairs" % (sum(len(v) for v in lab.routes.values()), n * (n - 1))
+
+
+def mesh_cells(report):
+    return ((report.get("paths") or {}).get("evidence") or {}).get("mesh") or []
+
+
+def mesh_summary(report):
+    """One line about the pod matrix: its cells, and the blocked ones by kind (same-node, cross-node, ...)."""
+    cells = mesh_cells(report)
+    kinds = {}
+    for c in cells:
+        kind = c["kind"] if c["kind"] != "pod" else "same-node" if c["src_node"] == c.get("dst_node") else "cross-node"
+        total, blocked = kinds.get(kind, (0, 0))
+        kinds[kind] = (total + 1, blocked + (0 if c["ok"] else 1))
+    return "pod mesh: %d cells; blocked: %s" % (len(cells), ", ".join(
+        "%s %d/%d" % (k, kinds[k][1], kinds[k][0]) for k in ("same-node", "cross-node", "service", "external")
+        if k in kinds))
+
+
+def check_mesh(report, broken):
+    """The pod matrix: present; broken: every cross-node cell blocked, every same-node and egress cell open;
+    fixed: every cell open."""
+    cells = mesh_cells(report)
+    if not cells:
+        return ["paths: no pod matrix (evidence.mesh is empty: the live pod mesh did not run)"]
+    problems = []
+    for c in cells:
+        cross = c["kind"] == "pod" and c["src_node"] != c.get("dst_node")
+        want = not cross if broken and c["kind"] != "service" else True
+        if broken and c["kind"] == "service":
+            continue  # the ClusterIP reaches a CoreDNS pod on the same node or not, as the DNAT picks
+        if c["ok"] != want:
+            problems.append("mesh cell %s -> %s (%s/%s) should be %s: %s" % (
+                c["src_pod"], c.get("dst_pod") or c["dst"], c["kind"], c["proto"], "open" if want else "blocked",
+                c["reason"]))
+    return problems[:6]
 
 
 def check_broken(report):
@@ -310,12 +362,12 @@ def check_broken(report):
             problems.append("%s should have failed (status %s)" % (check, res.get("status")))
         elif not ids <= got:
             problems.append("%s should report %s, reported %s" % (check, sorted(ids), sorted(got)))
-    return problems
+    return problems + check_mesh(report, broken=True)
 
 
 def check_fixed(report):
     return ["%s should pass after the fixes (status %s: %s)" % (c, r.get("status"), (r.get("msg") or "")[:300])
-            for c, r in sorted(report.items()) if r.get("status") != "passed"]
+            for c, r in sorted(report.items()) if r.get("status") != "passed"] + check_mesh(report, broken=False)
 
 
 def main(argv=None):
@@ -332,6 +384,8 @@ def main(argv=None):
     if os.geteuid() != 0:
         print("the demo needs root: it creates network namespaces and iptables rules inside them")
         return 2
+    if opts.html_dir:
+        os.makedirs(opts.html_dir, exist_ok=True)
     work = tempfile.mkdtemp(prefix="kubeadm-ec2-demo-")
     demo = Demo(out, work, keep_log=opts.log, html_dir=opts.html_dir)
     total = 7
@@ -358,16 +412,17 @@ def main(argv=None):
             {"Name": "tag:kubeadm_ec2/cluster", "Values": [CLUSTER]}])["Reservations"])
         out.done(t, "%s, %d instances" % (sg_id, n_inst))
 
-        t = out.step(3, total, "building the lab from that SG (3 node namespaces, dnsmasq CoreDNS, recommendations, "
-                               "API fake)")
-        dnslab = DnsLab(nodes=3, sg=lab_sg_from_ec2(ec2, sg_id), coredns_nodes=("node1", "node2"),
-                        records=recs.records()).start()
+        t = out.step(3, total, "building the lab from that SG (3 node namespaces, Calico IPIP, dnsmasq CoreDNS, "
+                               "recommendations, an external host, API fake)")
+        dnslab = MeshLab(nodes=3, sg=lab_sg_from_ec2(ec2, sg_id), coredns_nodes=("node1", "node2"),
+                         records=recs.records()).start()
         recs.start(dnslab)
         api = FakeKubeAPI().start()
         api.cluster.add_all(demo.cluster_objects(dnslab, registry, fixed=False, recommendations=recs))
-        kubelet = LabKubelet(dnslab)
-        api.cluster.on_create["pods"] = kubelet
-        out.done(t, "prefix %s" % dnslab.prefix)
+        # one kubelet: mesh probe pods in pod namespaces, the DNS and path probe pods as LabKubelet runs them
+        kubelet = dnslab.kubelet(others=LabKubelet(dnslab))
+        kubelet.install(api.cluster)
+        out.done(t, "prefix %s, %s" % (dnslab.prefix, bgp_routes(dnslab)))
 
         t = out.step(4, total, "playbooks/validate.yml on the seeds' cluster (must fail)")
         for k in range(max(1, opts.repeat_broken)):
@@ -379,8 +434,8 @@ def main(argv=None):
 
         t = out.step(5, total, "fix 1: site.yml --tags provision -e ec2_network_sg_self_reference=true")
         demo.timings["provision_fix"] = demo.provision(moto, self_reference=True)
-        dnslab.lab.apply_sg(lab_sg_from_ec2(ec2, sg_id))
-        out.done(t, "the lab's iptables now follow the fixed EC2 SG")
+        dnslab.apply_sg(lab_sg_from_ec2(ec2, sg_id))
+        out.done(t, "the lab's iptables now follow the fixed EC2 SG; %s" % bgp_routes(dnslab))
 
         t = out.step(6, total, "fix 2: push marketplace:v1 for linux/amd64 and linux/arm64 (OCI index)")
         registry.push_index("marketplace", "v1", ["amd64", "arm64"])

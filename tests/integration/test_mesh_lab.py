@@ -7,7 +7,9 @@ pods' own script run in pod namespaces behind the lab nodes:
 * seed SG (no self-reference: neither tcp/179 nor IP protocol 4 between nodes): every cross-node pod
   cell fails, every same-node cell passes, the Service column fails exactly on the nodes without a
   CoreDNS pod, egress passes; the diagnosis puts the cross-node cells down to the blocked node pairs;
-* external host black-holed: only the egress column fails, and it stays its own cause.
+* external host black-holed: only the egress column fails, and it stays its own cause;
+* seed SG fixed in place (MeshLab.apply_sg, as `make demo` does): BGP peers, the pod routes appear, every
+  cell passes.
 
 Traffic goes only to namespaces the lab creates. Needs root, iproute2, iptables, busybox, dnsmasq.
 """
@@ -29,10 +31,14 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("busybox")
 NODES = ("node1", "node2", "node3")
 
 
-def run_mesh(sg, blackhole_external=False):
+def run_mesh(sg, blackhole_external=False, fixed_sg=None):
     with MeshLab(nodes=3, sg=sg, coredns_nodes=("node1",)) as lab, FakeKubeAPI() as api:
         if blackhole_external:
             lab.blackhole_external()
+        if fixed_sg is not None:
+            assert lab.routes == {}, lab.routes  # no BGP, no pod route
+            lab.apply_sg(fixed_sg)
+            assert {n: sorted(p) for n, p in lab.routes.items()} == {n: [p for p in NODES if p != n] for n in NODES}
         api.cluster.add_all(lab.k8s_objects())
         kubelet = lab.kubelet()
         kubelet.install(api.cluster)
@@ -68,6 +74,13 @@ def test_healthy_sg_every_cell_passes():
     assert res["check"]["status"] == "passed" and res["check"]["findings"] == []
     print("mesh wall (healthy, 3 nodes x 2 pods): module %.1fs, timings %s, playbook %.1fs"
           % (res["elapsed"], res["timings"], wall))
+
+
+def test_seed_sg_fixed_in_place_every_cell_passes():
+    res, _wall, out = run_mesh(SEED_SG, fixed_sg=HEALTHY_SG)
+    rows = cells(res)
+    assert len(rows) == 72 and [r for r in rows if not r["ok"]] == [], out
+    assert res["check"]["status"] == "passed"
 
 
 def test_seed_sg_cross_node_cells_fail_same_node_pass():

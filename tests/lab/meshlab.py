@@ -6,16 +6,21 @@ On top of the DNS lab (tests/lab/dnslab.py: nodes on a bridge, the SG stand-in, 
 the kube-dns ClusterIP with kube-proxy-like DNAT):
 
 * Calico IPIP, as it behaves on EC2:
-  - routes: BIRD peers over tcp/179; a node has a route to another node's pod CIDR only when a TCP
-    connect from it to that node's port 179 goes through the security group (each node runs a
-    listener on 179, and the connect is really made at start, through the SG chain);
+  - routes: BIRD peers over tcp/179; a node has a route to another node's pod CIDR through ``tunl0``
+    only when a TCP connect from it to that node's port 179 goes through the security group (each node
+    runs a listener on 179, and the connect is really made, through the SG chain, at start and again by
+    ``apply_sg()``, as BIRD re-peers once the group lets it);
+  - without that route the pod packets leave unencapsulated towards the VPC, as on a node whose default
+    route they take: the lab sends them to the peer node, whose raw PREROUTING drops every packet that
+    arrives on eth0 for a pod address (EC2's source/destination check: an instance receives no packet
+    addressed to another IP). They vanish, as they do on EC2: the probes time out;
   - data plane: that route points at ``tunl0``, a TUN device served by tests/lab/ipip_tunnel.py (this
     kernel has no ipip driver): pod packets travel between nodes inside IP protocol 4 packets from node
     IP to node IP, which the SG stand-in filters on the receiving node like any other packet;
   - natOutgoing: pod traffic leaving for an address outside the pool is masqueraded to the node IP.
 * an "external" namespace (``<prefix>-ext``, EXTERNAL_IP, outside the node, pod and service ranges) on
   the bridge with a TCP listener on 443; ``blackhole_external()`` makes it drop everything.
-* ``kubelet()``: an API-fake hook set (on_create / on_patch / on_delete for pods) that runs each mesh
+* ``kubelet(others=None)``: an API-fake hook set (on_create / on_patch / on_delete for pods) that runs each mesh
   probe pod's real command in a new pod namespace behind its node (NetLab.add_pod), as the kubelet
   would: the pod gets its IP in status.podIP and env POD_IP, the downwardAPI volume is a directory the
   hook rewrites from the pod's annotations on every PATCH (the kubelet refreshes such volumes), the
@@ -25,6 +30,8 @@ the kube-dns ClusterIP with kube-proxy-like DNAT):
   Debian's busybox leaves out, ``udpsvd`` and UDP ``nc -u``: stand-ins with the same command line take
   their place (tests/lab/mesh_applets.py for udpsvd, one Python process per pod; tests/lab/mesh_udp_nc.sh,
   bash's /dev/udp, for each ``nc -u``, cheap enough for dozens at once on a loaded machine).
+  Other pods (the DNS probe pods, the path probe pods) go to ``others``, e.g. the DNS lab's LabKubelet,
+  so one lab serves every probe pod validate.yml starts (``make demo``).
 """
 
 import os
@@ -49,8 +56,9 @@ APPLETS = ("sh", "nc", "timeout", "sleep", "grep", "cat", "echo", "printf", "tou
 
 
 class MeshLab(DnsLab):
-    def __init__(self, nodes=3, sg=None, coredns_nodes=("node1",), prefix=None):
-        super(MeshLab, self).__init__(nodes=nodes, sg=sg, coredns_nodes=coredns_nodes, prefix=prefix)
+    def __init__(self, nodes=3, sg=None, coredns_nodes=("node1",), prefix=None, **kw):
+        """``kw``: DnsLab's other arguments (records, upstream_records, ...)."""
+        super(MeshLab, self).__init__(nodes=nodes, sg=sg, coredns_nodes=coredns_nodes, prefix=prefix, **kw)
         self.ext_ns = None
         self.routes = {}  # node -> [peer nodes it has a pod route to]
         self.bin_dir = None
@@ -70,6 +78,11 @@ class MeshLab(DnsLab):
             self.stop()
             raise
         return self
+
+    def apply_sg(self, permissions):
+        """Rewrite the SG chain on every node and let BGP decide the pod routes again (as BIRD re-peers)."""
+        self.lab.apply_sg(permissions)
+        self._bgp_routes()
 
     def stop(self):
         super(MeshLab, self).stop()
@@ -112,9 +125,11 @@ class MeshLab(DnsLab):
         peers = ["%s=%s" % (p["pod_cidr"], p["ip"]) for p in self.nodes if p is not node]
         self.lab.spawn(ns, [sys.executable, os.path.join(HERE, "ipip_tunnel.py"), "tunl0"] + peers)
         self.lab.spawn(ns, [BUSYBOX, "nc", "-ll", "-p", "179", "-e", "true"])  # BIRD's port
-        batch = ["route del %s" % p["pod_cidr"] for p in self.nodes if p is not node]  # NetLab's direct routes
-        batch.append("route add %s dev eth0" % EXTERNAL_NET)
-        run(["ip", "-batch", "-"], ns=ns, input="\n".join(batch) + "\n")
+        run(["ip", "route", "add", EXTERNAL_NET, "dev", "eth0"], ns=ns)
+        # NetLab's direct routes to the peers' pod CIDRs stay as the way out without BGP; the peer drops
+        # what comes that way (the source/destination check), tunnelled packets arrive on tunl0
+        run(["iptables", "-w", "5", "-t", "raw", "-A", "PREROUTING", "-i", "eth0", "-d", POD_POOL, "-j", "DROP"],
+            ns=ns)
         run(["iptables", "-w", "5", "-t", "nat", "-A", "POSTROUTING", "-s", POD_POOL, "!", "-d", POD_POOL,
              "-o", "eth0", "-j", "MASQUERADE"], ns=ns)
 
@@ -130,7 +145,9 @@ class MeshLab(DnsLab):
                 run(["sysctl", "-qw", "net.ipv4.conf.%s.rp_filter=0" % key], ns=node["ns"])
 
     def _bgp_routes(self):
-        """A route to each peer's pod CIDR via tunl0 where tcp/179 from this node reaches the peer."""
+        """A route to each peer's pod CIDR via tunl0 where tcp/179 from this node reaches the peer, else the
+        unencapsulated way out (towards the peer, which drops it)."""
+        self.routes = {}
         probes = []
         for node in self.nodes:
             for peer in self.nodes:
@@ -139,11 +156,15 @@ class MeshLab(DnsLab):
                            peer["ip"], "179", "-e", "true"]
                     probes.append((node, peer, subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
                                                                 stderr=subprocess.DEVNULL)))
+        batches = {}
         for node, peer, proc in probes:
-            ok = proc.wait(timeout=10) == 0
-            if ok:
-                run(["ip", "route", "replace", peer["pod_cidr"], "dev", "tunl0"], ns=node["ns"])
+            if proc.wait(timeout=10) == 0:
+                batches.setdefault(node["ns"], []).append("route replace %s dev tunl0" % peer["pod_cidr"])
                 self.routes.setdefault(node["name"], []).append(peer["name"])
+            else:
+                batches.setdefault(node["ns"], []).append("route replace %s via %s" % (peer["pod_cidr"], peer["ip"]))
+        for ns, batch in batches.items():
+            run(["ip", "-batch", "-"], ns=ns, input="\n".join(batch) + "\n")
 
     # -- scenarios ----------------------------------------------------------------------------------
     def blackhole_external(self):
@@ -153,15 +174,23 @@ class MeshLab(DnsLab):
     def external(self):
         return "%s:443" % EXTERNAL_IP
 
-    def kubelet(self):
-        return MeshKubelet(self)
+    def kubelet(self, others=None):
+        return MeshKubelet(self, others=others)
+
+
+def is_mesh_probe(pod):
+    """A pod mesh_probe started (its app.kubernetes.io/name label is analysis/mesh.py's NAME_LABEL)."""
+    return ((pod.get("metadata") or {}).get("labels") or {}).get("app.kubernetes.io/name") == "mesh-probe"
 
 
 class MeshKubelet:
-    """The API-fake hooks that run mesh probe pods in pod namespaces (see the module docstring)."""
+    """The API-fake hooks that run mesh probe pods in pod namespaces (see the module docstring). ``others``:
+    the on_create hook (e.g. LabKubelet) for every pod that is not a mesh probe pod; without it this
+    kubelet runs every pod as a mesh probe pod."""
 
-    def __init__(self, meshlab):
+    def __init__(self, meshlab, others=None):
         self.mesh = meshlab
+        self.others = others
         self.pods = {}  # name -> {ns, dir, proc}
         self.threads = []
         self.count = 0
@@ -173,6 +202,9 @@ class MeshKubelet:
         cluster.on_delete["pods"] = self.on_delete
 
     def on_create(self, pod, cluster):
+        if self.others is not None and not is_mesh_probe(pod):
+            self.others(pod, cluster)
+            return
         pod["status"] = {"phase": "Pending", "containerStatuses": [{"name": "probe", "ready": False, "state": {
             "waiting": {"reason": "ContainerCreating"}}}]}
         thread = threading.Thread(target=self._run, args=(pod, cluster), daemon=True)
@@ -268,3 +300,5 @@ class MeshKubelet:
     def join(self):
         for t in self.threads:
             t.join(timeout=60)
+        if self.others is not None and hasattr(self.others, "join"):
+            self.others.join()

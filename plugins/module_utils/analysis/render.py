@@ -408,7 +408,7 @@ word-break:break-all}
 .cause{border:1px solid #d0d7de;border-left:6px solid #cf222e;padding:8px 12px;margin:8px 0;list-style:none}
 .badge{display:inline-block;padding:0 6px;border-radius:8px;font-size:12px;background:#eaeef2}
 .badge.certain{background:#cf222e;color:#fff}.badge.likely{background:#bf8700;color:#fff}
-.panels{display:flex;flex-wrap:wrap;gap:24px;align-items:flex-start}
+.panels{display:flex;gap:24px;align-items:flex-start;overflow-x:auto}
 table.matrix{border-collapse:collapse}
 table.matrix th,table.matrix td{border:1px solid #d0d7de;padding:4px;vertical-align:top;font-size:12px}
 table.matrix th{background:#f6f8fa;text-align:left}
@@ -419,6 +419,7 @@ li.probe{margin:1px 0;padding:1px 4px;border-radius:3px;white-space:nowrap}
 .probe.ok{background:#dafbe1}.probe.blocked{background:#ffebe9;font-weight:bold}
 .probe.unknown{background:#eaeef2;color:#59636e}
 .dot.ok{background:#1a7f37}.dot.blocked{background:#cf222e}.dot.unknown{background:#8c959f}
+p.caption{font-size:12px;color:#59636e;margin:6px 0 0}
 .legend{display:flex;gap:16px;margin:8px 0;font-size:12px}
 a.cause-ref{font-size:10px;color:#cf222e;vertical-align:super}
 table.findings{border-collapse:collapse;width:100%}
@@ -477,16 +478,18 @@ def _html_causes(report, out):
 
 
 def _chips(entries, causes=None, **common):
-    """The probes of one cell; ``causes``: {check: [cause numbers]} that explain a blocked probe."""
+    """The probes of one cell; ``causes``: {check: [cause numbers]} that explain a blocked probe. A pod-to-pod
+    mesh cell names its protocol alone (the pod matrix's caption gives the probe pods' ports)."""
     items = []
     for e in entries:
+        label = e["proto"] if e.get("kind") == "pod" and e.get("proto") else probe_label(e)
         state = probe_state(e)
         nums = (causes or {}).get(e.get("check") or e.get("proto")) if state == "blocked" else None
         items.append('<li class="probe %s"%s><span class="dot %s"></span>%s%s%s</li>' % (
             state, _attrs(data_state=state, data_check=e.get("check") or e.get("kind"), data_proto=e.get("proto"),
                           data_port=e.get("port"), title=e.get("reason") or "",
                           data_causes=",".join(str(n) for n in nums) if nums else None, **common),
-            state, _esc(probe_label(e)), (" " + _esc(e["check"])) if e.get("check") else "",
+            state, _esc(label), (" " + _esc(e["check"])) if e.get("check") else "",
             "".join(' <a class="cause-ref" href="#cause-%d">%d</a>' % (n, n) for n in nums or ())))
     return '<ul class="probes">%s</ul>' % "".join(items)
 
@@ -506,6 +509,7 @@ def probe_causes(report):
     return out
 
 
+MESH_POD_PREFIX = "mesh-probe-"
 MESH_FINDINGS = {"POD_PATH_BLOCKED": "pod", "SERVICE_PATH_BLOCKED": "service", "EGRESS_BLOCKED": "external"}
 
 
@@ -530,8 +534,19 @@ def _legend():
         for s in ("blocked", "ok", "unknown"))
 
 
-def _th(name, sub, **attrs):
-    return "<th%s>%s<br><small>%s</small></th>" % (_attrs(**attrs), _esc(name), _esc(sub or ""))
+def _th(name, sub, shown=None, **attrs):
+    """A header cell: ``shown`` (default ``name``), ``sub`` below it; a shortened name keeps the full one as title."""
+    if shown is not None and shown != name:
+        attrs["title"] = name
+    return "<th%s>%s<br><small>%s</small></th>" % (_attrs(**attrs), _esc(name if shown is None else shown),
+                                                   _esc(sub or ""))
+
+
+def _pod_label(name):
+    """A mesh probe pod's name without the common ``mesh-probe-`` prefix (the matrix is about those pods)."""
+    text = u"%s" % (name or "")
+    return text[len(MESH_POD_PREFIX):] if text.startswith(MESH_POD_PREFIX) and len(text) > len(MESH_POD_PREFIX) \
+        else text
 
 
 def _td(entries, self_cell, causes=None, **keys):
@@ -575,17 +590,20 @@ def _html_pod_matrix(mesh, out, report=None):
     causes = mesh_causes(report or {})
     col_node = dict(((e.get("dst_pod") or e.get("dst")), e.get("dst_node")) for e in mesh or [] if e.get("dst_node"))
     out.append('<div class="panel" id="pod-panel"><h2>Pod to pod, Service and external</h2>')
-    head = [_th(dst, col_node.get(dst) or kind, data_dst=dst, data_kind=kind, scope="col") for dst, kind in cols]
+    head = [_th(dst, col_node.get(dst) or kind, _pod_label(dst) if kind == "pod" else None, data_dst=dst,
+                data_kind=kind, scope="col") for dst, kind in cols]
 
     def cell_causes(node, dst, kind):
         target = col_node.get(dst) if kind == "pod" else kind
         return dict((proto, nums) for (s, t, proto), nums in causes.items() if s == node and t == target) or None
 
-    body = [(_th(pod, node, data_src_pod=pod, data_src_node=node, scope="row"),
+    body = [(_th(pod, node, _pod_label(pod), data_src_pod=pod, data_src_node=node, scope="row"),
              [_td(cells.get((pod, dst), []), dst == pod and not cells.get((pod, dst)), cell_causes(node, dst, kind),
                   data_src_pod=pod, data_src_node=node, data_dst=dst, data_kind=kind) for dst, kind in cols])
             for pod, node in rows]
-    out.append(_table("pod-matrix", head, body) + "</div>")
+    ports = sorted({probe_label(e) for e in mesh or [] if e.get("kind") == "pod"})
+    caption = '<p class="caption">probe pods (mesh-probe-...) listen on %s</p>' % _esc(", ".join(ports)) if ports else ""
+    out.append(_table("pod-matrix", head, body) + caption + "</div>")
 
 
 _FINDINGS_HEAD = ('<table class="findings"><thead><tr><th>severity</th><th>id</th><th>where</th><th>observed</th>'

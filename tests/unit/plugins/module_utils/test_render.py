@@ -359,6 +359,26 @@ def test_html_pod_matrix_only_with_a_mesh():
     assert heads == ["probe-cp1", "probe-w1", "probe-w2", "10.96.0.10:53", "kubernetes.io:443"]
 
 
+def test_html_pod_matrix_is_compact():
+    """Mesh probe pods are named without their common prefix (the full name is the title), pod cells name the
+    protocol alone and the caption the ports: the pod matrix fits next to the node matrix."""
+    mesh = [{"src_pod": "mesh-probe-n1-ab", "src_node": "n1", "dst": "192.168.2.20:7946", "dst_pod": "mesh-probe-n2-cd",
+             "dst_node": "n2", "kind": "pod", "proto": "tcp", "port": 7946, "ok": False, "reason": "timed out"},
+            {"src_pod": "mesh-probe-n1-ab", "src_node": "n1", "dst": "192.168.2.20:7947", "dst_pod": "mesh-probe-n2-cd",
+             "dst_node": "n2", "kind": "pod", "proto": "udp", "port": 7947, "ok": True, "reason": "answered"},
+            {"src_pod": "mesh-probe-n1-ab", "src_node": "n1", "dst": "10.96.0.10:53", "kind": "service",
+             "proto": "tcp", "port": 53, "ok": True, "reason": "connected"}]
+    report = {"checks": {"paths": {"status": "failed", "findings": [], "evidence": {"mesh": mesh, "paths": []}}}}
+    dom = Dom(r.html(report))
+    heads = [(e["text"].strip(), e["attrs"].get("title")) for e in dom.elements
+             if e["tag"] == "th" and ("data-kind" in e["attrs"] or "data-src-pod" in e["attrs"])]
+    assert heads == [("n2-cdn2", "mesh-probe-n2-cd"), ("10.96.0.10:53service", None), ("n1-abn1", "mesh-probe-n1-ab")]
+    chips = [e["text"].strip() for e in dom.elements if e["tag"] == "li" and "data-src-pod" in e["attrs"]]
+    assert chips == ["tcp", "udp", "tcp/53"]
+    assert [e["text"] for e in dom.select("p", **{"class": "caption"})] == [
+        "probe pods (mesh-probe-...) listen on tcp/7946, udp/7947"]
+
+
 def test_pod_grid_orders_rows_by_node_and_columns_by_kind():
     mesh = [{"src_pod": "p-b", "src_node": "n2", "dst": "x.example:443", "kind": "external", "ok": True},
             {"src_pod": "p-b", "src_node": "n2", "dst": "p-a", "kind": "pod", "ok": False},
