@@ -53,6 +53,8 @@ EXPECTED_BROKEN = {
     # the app's path, and the live pod mesh: cross-node cells, and the Service from node3 (no CoreDNS pod there)
     "paths": {"PATH_BLOCKED", "POD_PATH_BLOCKED", "SERVICE_PATH_BLOCKED"},
 }
+EXPECTED_CAUSES = ["SG_NO_SELF_REF", "IMAGE_ARCH_MISMATCH"]
+NODES = 3
 MESH_PODS_PER_NODE = 2  # two probe pods per node: same-node cells too
 # The seeds' app: marketplace calls recommendations:50051 (gRPC), which runs on node3.
 RECOMMENDATIONS = dict(name="recommendations", namespace="shop", cluster_ip="10.96.80.12", port=50051, node="node3")
@@ -175,6 +177,8 @@ class Demo:
         self.timings = {}
         self.reports = {}  # name -> {check: check result}
         self.full_reports = {}  # name -> the report file as validate.yml wrote it
+        # what this run started, for a check that it left nothing behind: lab_prefix, pids, workdir
+        self.resources = {"workdir": workdir, "pids": []}
 
     # -- pieces -------------------------------------------------------------------------------
     def provision(self, moto, self_reference):
@@ -270,8 +274,10 @@ class Demo:
             "validate_paths_probe_timeout": 30,
         })
         if getattr(dnslab, "external", None):  # the mesh lab: the live pod mesh, egress to the lab's external host
+            # (bounds for a loaded 2-core machine: each wait ends as soon as every pod is there)
             extra.update({"validate_paths_external": dnslab.external,
-                          "validate_paths_mesh_pods_per_node": MESH_PODS_PER_NODE})
+                          "validate_paths_mesh_pods_per_node": MESH_PODS_PER_NODE,
+                          "validate_paths_mesh_start_timeout": 120, "validate_paths_mesh_probe_timeout": 120})
         else:  # a plain DNS lab has no pod routes nor mesh kubelet
             extra["validate_paths_mesh"] = False
         if self.html_dir:
@@ -293,7 +299,7 @@ class Demo:
         self.timings["validate_" + name] = wall
         self.reports[name] = report
         self.full_reports[name] = full
-        problems = judge(report)
+        problems = judge(report, full)
         if (rc == 0) != (name == "fixed"):
             problems.append("validate.yml exited %d on the %s cluster" % (rc, name))
         if problems:
@@ -335,12 +341,16 @@ def mesh_summary(report):
 
 
 def check_mesh(report, broken):
-    """The pod matrix: present; broken: every cross-node cell blocked, every same-node and egress cell open;
-    fixed: every cell open."""
+    """The pod matrix: every probe pod reported; broken: every cross-node cell blocked, every same-node and
+    egress cell open; fixed: every cell open."""
     cells = mesh_cells(report)
     if not cells:
         return ["paths: no pod matrix (evidence.mesh is empty: the live pod mesh did not run)"]
-    problems = []
+    problems = ["paths: %s" % f["observed"] for f in (report.get("paths") or {}).get("findings") or []
+                if f["id"] == "MESH_PROBE_FAILED"]
+    pods = len({c["src_pod"] for c in cells})
+    if pods != NODES * MESH_PODS_PER_NODE:
+        problems.append("paths: %d of %d mesh probe pods reported" % (pods, NODES * MESH_PODS_PER_NODE))
     for c in cells:
         cross = c["kind"] == "pod" and c["src_node"] != c.get("dst_node")
         want = not cross if broken and c["kind"] != "service" else True
@@ -353,7 +363,16 @@ def check_mesh(report, broken):
     return problems[:6]
 
 
-def check_broken(report):
+def check_diagnosis(full, causes):
+    """The report's root causes are exactly ``causes`` and every error finding is explained."""
+    got = [c["id"] for c in full.get("root_causes") or []]
+    problems = [] if got == causes else ["root causes %s, expected %s (%s)" % (got, causes, full.get("headline"))]
+    if full.get("unexplained"):
+        problems.append("unexplained findings: %s" % json.dumps(full["unexplained"])[:600])
+    return problems
+
+
+def check_broken(report, full):
     problems = []
     for check, ids in EXPECTED_BROKEN.items():
         res = report.get(check, {})
@@ -362,12 +381,15 @@ def check_broken(report):
             problems.append("%s should have failed (status %s)" % (check, res.get("status")))
         elif not ids <= got:
             problems.append("%s should report %s, reported %s" % (check, sorted(ids), sorted(got)))
-    return problems + check_mesh(report, broken=True)
+    return problems + check_mesh(report, broken=True) + check_diagnosis(full, EXPECTED_CAUSES)
 
 
-def check_fixed(report):
-    return ["%s should pass after the fixes (status %s: %s)" % (c, r.get("status"), (r.get("msg") or "")[:300])
-            for c, r in sorted(report.items()) if r.get("status") != "passed"] + check_mesh(report, broken=False)
+def check_fixed(report, full):
+    problems = ["%s should pass after the fixes (status %s: %s)" % (c, r.get("status"), (r.get("msg") or "")[:300])
+                for c, r in sorted(report.items()) if r.get("status") != "passed"]
+    if full.get("headline") != "healthy":
+        problems.append("the headline should be 'healthy', is %r" % full.get("headline"))
+    return problems + check_mesh(report, broken=False) + check_diagnosis(full, [])
 
 
 def main(argv=None):
@@ -396,6 +418,7 @@ def main(argv=None):
         t = out.step(1, total, "starting the local EC2 emulator (moto) and the registry")
         moto = MotoServer().start()
         registry = Registry().start()
+        demo.resources["pids"] += [moto.proc.pid, registry.proc.pid]
         # what `docker buildx build --push` on an Apple Silicon laptop writes: an arm64-only index
         # (with its attestation entry), which containerd refuses on amd64 nodes at pull time
         registry.push_index("marketplace", "v1", ["arm64"], attestation=True)
@@ -414,8 +437,9 @@ def main(argv=None):
 
         t = out.step(3, total, "building the lab from that SG (3 node namespaces, Calico IPIP, dnsmasq CoreDNS, "
                                "recommendations, an external host, API fake)")
-        dnslab = MeshLab(nodes=3, sg=lab_sg_from_ec2(ec2, sg_id), coredns_nodes=("node1", "node2"),
+        dnslab = MeshLab(nodes=NODES, sg=lab_sg_from_ec2(ec2, sg_id), coredns_nodes=("node1", "node2"),
                          records=recs.records()).start()
+        demo.resources["lab_prefix"] = dnslab.prefix
         recs.start(dnslab)
         api = FakeKubeAPI().start()
         api.cluster.add_all(demo.cluster_objects(dnslab, registry, fixed=False, recommendations=recs))
@@ -459,8 +483,8 @@ def main(argv=None):
     finally:
         if opts.json:
             with open(opts.json, "w") as fh:
-                json.dump({"timings": demo.timings, "reports": demo.reports, "full_reports": demo.full_reports},
-                          fh, indent=1)
+                json.dump({"timings": demo.timings, "reports": demo.reports, "full_reports": demo.full_reports,
+                           "resources": demo.resources}, fh, indent=1)
         if kubelet is not None:
             kubelet.join()
         for thing in (api, dnslab, registry, moto):
