@@ -32,7 +32,7 @@ def test_defaults_of_the_dependency_are_visible_every_way():
         # the localhost-only inventory file lives in a temporary directory: the kubeconfig is anchored there
         assert seen[how]["kubeconfig"].endswith("/artifacts/kubeadm-ec2-admin.conf"), seen[how]
     # the contract's checks ran once per run (two plays, five roles that depend on it)
-    asserts = [n for n, _h, _r in result.task_results() if n.endswith("Stop if kubeadm_ec2_cluster_name is empty")]
+    asserts = [n for n, _h, _r in result.task_results() if n.endswith("Check the cluster-wide contract (stops naming the variable to fix)")]
     assert len(asserts) == 1, asserts
 
 

@@ -150,3 +150,16 @@ def assert_holds(task, variables):
     for key, value in (task.get("vars") or {}).items():
         v[key] = value
     return all(condition(c, v) for c in task["ansible.builtin.assert"]["that"])
+
+
+CONTRACT_TASK = "Check the cluster-wide contract (stops naming the variable to fix)"
+
+
+def contract_problem(variables):
+    """What roles/cluster_defaults' contract step says of ``variables``: its arguments rendered by
+    ansible-core, judged by the action's own check (analysis/contract.py); None when the contract holds."""
+    from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis import contract
+
+    task = task_by_name("cluster_defaults", "checks.yml", CONTRACT_TASK)
+    args = dict((key, expr(value, variables)) for key, value in task["kubeadm_ec2.cluster.contract_check"].items())
+    return contract.first_problem(args)

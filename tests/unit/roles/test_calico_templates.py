@@ -6,7 +6,7 @@ import ipaddress
 import pytest
 
 from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis import calico, reachability, sg
-from tests.unit.roles._render import assert_holds, expr, load_yaml, render_yaml, role_vars, task_by_name
+from tests.unit.roles._render import assert_holds, contract_problem, expr, load_yaml, render_yaml, role_vars, task_by_name
 
 # Installation.spec.calicoNetwork.ipPools[].encapsulation accepts exactly these (operator API).
 OPERATOR_ENCAPSULATIONS = {"IPIP", "IPIPCrossSubnet", "VXLAN", "VXLANCrossSubnet", "None"}
@@ -86,10 +86,10 @@ def test_no_role_keeps_its_own_mode_list():
 @pytest.mark.parametrize("value, ok", [("IPIP", True), ("VXLANCrossSubnet", True), ("IPIPCrossSubnet", True),
                                        ("None", True), ("vxlan", False), ("", False)])
 def test_encapsulation_assert_names_the_variable(value, ok):
-    task = task_by_name("cluster_defaults", "checks.yml", "Stop if kubeadm_ec2_calico_encapsulation is not a Calico mode")
-    v = role_vars("cluster_defaults", {}, {"kubeadm_ec2_calico_encapsulation": value})
-    assert assert_holds(task, v) is ok
-    assert "kubeadm_ec2_calico_encapsulation" in task["ansible.builtin.assert"]["fail_msg"]
+    problem = contract_problem(role_vars("cluster_defaults", {}, {"kubeadm_ec2_calico_encapsulation": value}))
+    assert (problem is None) is ok
+    if not ok:
+        assert "kubeadm_ec2_calico_encapsulation" in problem
 
 
 def test_calico_node_wait_is_bounded():

@@ -6,7 +6,7 @@ import re
 import pytest
 import yaml
 
-from tests.unit.roles._render import ROLES, ROOT, assert_holds, load_yaml, role_vars, task_by_name
+from tests.unit.roles._render import CONTRACT_TASK, ROLES, ROOT, contract_problem, load_yaml, role_vars, task_by_name
 
 CONTRACT = {
     "kubeadm_ec2_cluster_name": "kubeadm-ec2",
@@ -115,28 +115,31 @@ def test_validate_reads_the_kubeconfig_the_install_writes(role, var, tmp_path):
     assert write["ansible.builtin.copy"]["dest"] == "{{ kubeadm_ec2_kubeconfig }}"
 
 
-ASSERTS = [
-    ("Stop if kubeadm_ec2_cluster_name is empty", {"kubeadm_ec2_cluster_name": " "}),
-    ("Stop if kubeadm_ec2_control_plane_group, kubeadm_ec2_workers_group or kubeadm_ec2_nodes_group is empty",
-     {"kubeadm_ec2_workers_group": ""}),
-    ("Stop if kubeadm_ec2_pod_cidr or kubeadm_ec2_service_cidr is not an IPv4 CIDR", {"kubeadm_ec2_pod_cidr": "192.168.0.0"}),
-    ("Stop if kubeadm_ec2_pod_cidr or kubeadm_ec2_service_cidr is not an IPv4 CIDR", {"kubeadm_ec2_service_cidr": "10.96.0.0/33"}),
-    ("Stop if kubeadm_ec2_pod_cidr overlaps kubeadm_ec2_service_cidr", {"kubeadm_ec2_pod_cidr": "10.96.0.0/16"}),
-    ("Stop if kubeadm_ec2_cluster_dns_ip is outside kubeadm_ec2_service_cidr", {"kubeadm_ec2_cluster_dns_ip": "10.0.0.10"}),
-    ("Stop if kubeadm_ec2_dns_domain is not a DNS domain", {"kubeadm_ec2_dns_domain": "Cluster Local"}),
-    ("Stop if kubeadm_ec2_calico_encapsulation is not a Calico mode", {"kubeadm_ec2_calico_encapsulation": "ipip"}),
-    ("Stop if kubeadm_ec2_kubeconfig is empty", {"kubeadm_ec2_kubeconfig": ""}),
+CONTRACT_CASES = [
+    {"kubeadm_ec2_cluster_name": " "},
+    {"kubeadm_ec2_workers_group": ""},
+    {"kubeadm_ec2_pod_cidr": "192.168.0.0"},
+    {"kubeadm_ec2_service_cidr": "10.96.0.0/33"},
+    {"kubeadm_ec2_pod_cidr": "10.96.0.0/16"},
+    {"kubeadm_ec2_cluster_dns_ip": "10.0.0.10"},
+    {"kubeadm_ec2_dns_domain": "Cluster Local"},
+    {"kubeadm_ec2_calico_encapsulation": "ipip"},
+    {"kubeadm_ec2_kubeconfig": ""},
 ]
 
 
-@pytest.mark.parametrize("name, bad", ASSERTS)
-def test_each_assert_passes_on_the_defaults_and_stops_on_bad_input_naming_the_variable(name, bad):
-    task = task_by_name("cluster_defaults", "checks.yml", name)
+def test_the_contract_step_runs_once_and_holds_on_the_defaults():
+    task = task_by_name("cluster_defaults", "checks.yml", CONTRACT_TASK)
     assert task["run_once"] is True
-    assert assert_holds(task, role_vars("cluster_defaults")) is True
-    assert assert_holds(task, role_vars("cluster_defaults", {}, bad)) is False
+    assert contract_problem(role_vars("cluster_defaults")) is None
+
+
+@pytest.mark.parametrize("bad", CONTRACT_CASES)
+def test_the_contract_step_stops_on_bad_input_naming_the_variable(bad):
+    problem = contract_problem(role_vars("cluster_defaults", {}, bad))
+    assert problem is not None and problem.startswith("Stop: ")
     for var in bad:
-        assert var in task["ansible.builtin.assert"]["fail_msg"]
+        assert var in problem
 
 
 # Variables each role may read besides its own and the contract's: facts the provisioning roles publish
