@@ -6,7 +6,7 @@ import ipaddress
 import pytest
 
 from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis import calico, reachability, sg
-from tests.unit.roles._render import assert_holds, contract_problem, expr, load_yaml, render_yaml, role_vars, task_by_name
+from tests.unit.roles._render import contract_problem, expr, load_yaml, render_yaml, role_vars, task_by_name
 
 # Installation.spec.calicoNetwork.ipPools[].encapsulation accepts exactly these (operator API).
 OPERATOR_ENCAPSULATIONS = {"IPIP", "IPIPCrossSubnet", "VXLAN", "VXLANCrossSubnet", "None"}
