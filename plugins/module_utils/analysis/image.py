@@ -19,7 +19,8 @@
   is pulled without any platform check and a wrong architecture fails only when
   the container starts ("exec format error", CrashLoopBackOff);
 * pull failures ("no match for platform") and start failures ("exec format
-  error") from pod statuses and events;
+  error") from pod statuses and events, leaving out the collection's own probe
+  pods and the events about them (``is_probe_pod``, ``without_probe_events``);
 * the findings IMAGE_ARCH_MISMATCH, IMAGE_EXEC_FORMAT, IMAGE_PLATFORM_FALLBACK and
   IMAGE_UNREACHABLE.
 
@@ -471,6 +472,47 @@ def start_errors_from_pods(pods):
                 out.append({"pod": where, "image": cs.get("image") or "",
                             "reason": waiting.get("reason") or reason or "Error", "message": msg})
                 break
+    return out
+
+
+# The collection's own short-lived probe pods (dns_probe_pods, paths_probe, mesh_probe): no workload of the
+# cluster, and validate.yml may run them while the image check reads. Each run labels its pods
+# kubeadm-ec2/<kind>-run (dns-probe-run, path-probe-run, mesh-run), and their names come from these
+# generateName prefixes.
+PROBE_LABEL_PREFIX, PROBE_LABEL_SUFFIX = "kubeadm-ec2/", "-run"
+PROBE_POD_NAME_RE = re.compile(r"^(?:dns|path|mesh)-probe-[a-z0-9.-]+$")
+
+
+def is_probe_pod(pod):
+    """A pod the collection's probes made: it carries a probe run's label."""
+    return any(k.startswith(PROBE_LABEL_PREFIX) and k.endswith(PROBE_LABEL_SUFFIX)
+               for k in ((pod.get("metadata") or {}).get("labels") or {}))
+
+
+def without_probe_events(events, pods):
+    """``events`` less those about the collection's probe pods, judged against ``pods`` (the pods of the
+    same namespaces as listed, probe pods included): an event whose object is a Pod that is listed with a
+    probe label (by uid, else namespace and name), or that is no longer listed and is named as the probes
+    name their pods (probe pods are deleted when their run ends; their events stay an hour). A listed pod
+    of that name without a probe label is the cluster's own: its events stay."""
+    listed, probes = {}, set()
+    for pod in pods or []:
+        meta = pod.get("metadata") or {}
+        key = (meta.get("namespace") or "default", meta.get("name"))
+        listed[key] = pod
+        if is_probe_pod(pod):
+            probes.add(key)
+            if meta.get("uid"):
+                probes.add(meta["uid"])
+    out = []
+    for ev in flatten_objects(events):
+        obj = ev.get("involvedObject") or ev.get("regarding") or {}
+        key = (obj.get("namespace") or "default", obj.get("name"))
+        if (obj.get("kind") or "Pod") == "Pod" and (
+                (obj.get("uid") and obj["uid"] in probes) or key in probes
+                or (key not in listed and PROBE_POD_NAME_RE.match(obj.get("name") or ""))):
+            continue
+        out.append(ev)
     return out
 
 

@@ -14,6 +14,10 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis.arch import normalize_arch
+from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis.image import (
+    is_probe_pod,
+    without_probe_events,
+)
 from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.probes.k8s import (  # noqa: F401
     HAS_KUBERNETES,
     KUBERNETES_IMPORT_ERROR,
@@ -22,7 +26,7 @@ from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.probes.k8s imp
 )
 
 # HAS_KUBERNETES / KUBERNETES_IMPORT_ERROR are re-exported for the module's dependency check
-__all__ = ["ClusterReader", "HAS_KUBERNETES", "KUBERNETES_IMPORT_ERROR", "WORKLOAD_KINDS"]
+__all__ = ["ClusterReader", "HAS_KUBERNETES", "KUBERNETES_IMPORT_ERROR", "WORKLOAD_KINDS", "is_probe_pod"]
 
 # kind -> (API prefix, plural) of everything the check reads
 _PATHS = {
@@ -38,16 +42,11 @@ _PATHS = {
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob", "Pod")
 
 
-def is_probe_pod(pod):
-    """The collection's own short-lived probe pods (dns_probe_pods, paths_probe, ... label them
-    ``kubeadm-ec2/<kind>-probe-run``): no workload of the cluster, and validate.yml may run them while the
-    image check reads."""
-    return any(k.startswith("kubeadm-ec2/") and k.endswith("-probe-run")
-               for k in ((pod.get("metadata") or {}).get("labels") or {}))
-
-
 class ClusterReader:
-    """Lists nodes, workloads, pods and events as plain dicts."""
+    """Lists nodes, workloads, pods and events as plain dicts, without the collection's probe pods
+    (analysis/image.py ``is_probe_pod``) and the events about them (``without_probe_events``)."""
+
+    listed_pods = None  # every pod listed so far, probe pods included (what events are judged against)
 
     def __init__(self, kubeconfig=None, context=None, timeout=10.0):
         self.k8s = K8s(api_client(kubeconfig, context), timeout)
@@ -58,10 +57,14 @@ class ClusterReader:
         paths = ["%s/%s" % (prefix, plural)] if not namespaces else [
             "%s/namespaces/%s/%s" % (prefix, ns, plural) for ns in namespaces]
         out = []
+        if kind == "Pod" and self.listed_pods is None:
+            self.listed_pods = []
         for path in paths:
             for item in self.k8s.list(path, "list %s" % plural):
-                if kind == "Pod" and is_probe_pod(item):
-                    continue
+                if kind == "Pod":
+                    self.listed_pods.append(item)
+                    if is_probe_pod(item):
+                        continue
                 item["kind"] = kind
                 out.append(item)
         return out
@@ -91,4 +94,8 @@ class ClusterReader:
         return self._items("Pod", namespaces)
 
     def events(self, namespaces=None):
-        return self._items("Event", namespaces)
+        """The events of ``namespaces``, less those about probe pods (the pods are listed first when they
+        have not been)."""
+        if self.listed_pods is None:
+            self.pods(namespaces)
+        return without_probe_events(self._items("Event", namespaces), self.listed_pods)
