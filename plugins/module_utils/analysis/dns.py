@@ -372,7 +372,9 @@ def netpol_findings(policies, pods, namespaces, state, dns_namespace="kube-syste
             for proto in blocked:  # one change that lets every blocked protocol through
                 side, target = entry["verdicts"][proto]
                 dst = netpol.endpoint(target)
-                fixes += netpol.rule_fixes(side["nearest"], dst, dst, 53, proto, ns_labels)
+                # with the pods: a peer selector that serves other pods gets a new peer beside it, as the
+                # paths check's fixes do, instead of being replaced (those pods keep what the policy allowed)
+                fixes += netpol.rule_fixes(side["nearest"], dst, dst, 53, proto, ns_labels, pods)
             if fixes:
                 fix = "%s; or %s" % (netpol.combine_fixes(fixes), fix)
                 cli = netpol.fix_cli(fixes) or cli

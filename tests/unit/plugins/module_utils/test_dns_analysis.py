@@ -1,10 +1,15 @@
 """Unit tests of the pure DNS analysis (_checks/dns.py): Corefile/resolv.conf, NetworkPolicy egress,
 selector matching, services, host/pod path findings."""
 
+import json
+import re
+
 import pytest
 
-from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis import dns
+from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis import catalogue as cat
+from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis import dns, netpol
 from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis.findings import format_finding
+from tests.unit.plugins.module_utils._netpol_patch import patch_networkpolicy
 
 DEFAULT_COREFILE = """.:53 {
     errors
@@ -569,3 +574,42 @@ def test_cluster_findings_do_not_repeat_the_explained_near_miss():
              restarts=0)])
     ids = [f["id"] for f in dns.cluster_findings(objs, state)]
     assert ids == ["NETPOL_BLOCKS_DNS"]
+
+
+@pytest.mark.parametrize("cache_pods,op", [
+    (True, "add"),        # the rule's podSelector serves node-local-dns pods: they keep their access, CoreDNS gets a peer
+    (False, "replace"),   # it selects no pod at all: corrected in place
+], ids=["serves-other-pods", "selects-nothing"])
+def test_netpol_dns_fix_keeps_what_the_policy_allowed(cache_pods, op):
+    """The near-miss fix of the dns check is netpol's (as the paths check's): a podSelector that serves other
+    pods is left as it is and a peer for CoreDNS is added, so the fixed policy still allows what it allowed
+    and now allows DNS."""
+    web = pod("web-1", labels={"app": "web"})
+    core = pod("coredns-1", ns="kube-system", labels={"k8s-app": "kube-dns"}, ip="192.168.1.10",
+               ports=[{"name": "dns", "containerPort": 53, "protocol": "UDP"},
+                      {"name": "dns-tcp", "containerPort": 53, "protocol": "TCP"}])
+    cache = pod("node-cache-1", ns="kube-system", labels={"k8s-app": "node-local-dns"}, ip="192.168.1.30")
+    pods = [web, core] + ([cache] if cache_pods else [])
+    to_cache = [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+                 "podSelector": {"matchLabels": {"k8s-app": "node-local-dns"}}}]
+    policies = [policy("deny-all"), policy("egress-dns-cache", types=["Egress"],
+                                           egress=[{"to": to_cache, "ports": DNS_PORTS}])]
+    [f] = dns.netpol_findings(policies, pods, NAMESPACES, STATE)
+    assert f["id"] == "NETPOL_BLOCKS_DNS" and f["details"]["nearest"]["policy"] == "default/egress-dns-cache"
+    assert cat.is_one_command(f["cli"]), f["cli"]
+    ops = json.loads(re.search(r"-p '(.*)'$", f["cli"]).group(1))
+    assert [o["op"] for o in ops] == [op]
+    if op == "add":
+        assert ops == [{"op": "add", "path": "/spec/egress/0/to/-", "value": {
+            "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}}}]
+        assert "node-cache-1, which keep their access" in f["remediation"]
+    before = {proto: netpol.allowed(web, cache, 53, proto, policies, NAMESPACES, pods)["allowed"]
+              for proto in ("UDP", "TCP")}
+    patch_networkpolicy(policies, f["cli"])
+    # what the policy allowed, it still allows (the cache pods, where there are any); DNS to CoreDNS now passes
+    if cache_pods:
+        assert before == {"UDP": True, "TCP": True}
+        assert all(netpol.allowed(web, cache, 53, proto, policies, NAMESPACES, pods)["allowed"] for proto in ("UDP", "TCP"))
+    assert all(netpol.allowed(web, core, 53, proto, policies, NAMESPACES, pods)["allowed"] for proto in ("UDP", "TCP"))
+    assert dns.netpol_findings(policies, pods, NAMESPACES, STATE) == []

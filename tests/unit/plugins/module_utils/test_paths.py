@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis import paths
+from tests.unit.plugins.module_utils._netpol_patch import patch_networkpolicy
 
 
 def ns(name, **labels):
@@ -477,17 +478,7 @@ def test_tutorial_case_wording_and_every_fix_at_once(frontend_ports):
 
 def _patched(objs, cli):
     """Apply a ``kubectl patch networkpolicy --type=json`` command (add/replace ops) to the objects."""
-    m = re.search(r"kubectl -n (\S+) patch networkpolicy (\S+) --type=json -p '(.*?)'", cli)
-    pol = next(p for p in objs["network_policies"] if p["metadata"]["name"] == m.group(2))
-    for op in yaml.safe_load(m.group(3)):
-        keys = op["path"].strip("/").split("/")
-        target = pol
-        for k in keys[:-1]:
-            target = target[int(k)] if isinstance(target, list) else target[k]
-        if op["op"] == "add" and keys[-1] == "-":
-            target.append(op["value"])
-        else:
-            target[keys[-1]] = op["value"]
+    patch_networkpolicy(objs["network_policies"], cli)
     return objs
 
 
