@@ -96,6 +96,9 @@ class _Context:
         self.ips = {}
         for name, ip in (self.reach.get("nodes") or {}).items():
             self.ips[name] = ip
+        # each node's subnet as node_reachability recorded it (the host variable subnet_id), which it has
+        # also when sg_audit did not run; sg_audit's instances are the fallback (subnet())
+        self.subnets = dict((name, sn) for name, sn in (self.reach.get("subnets") or {}).items() if sn)
         state = self.dns.get("state") or {}
         for node in state.get("nodes") or []:
             if node.get("name") and node.get("ip"):
@@ -133,6 +136,10 @@ class _Context:
             return {"InstanceId": name, "PrivateIpAddress": ip or "", "SecurityGroups": [{"GroupId": self.node_sg}]}
         return None
 
+    def subnet(self, name):
+        """The node's subnet: node_reachability's evidence, else its EC2 instance in sg_audit's; "" unknown."""
+        return self.subnets.get(name) or (self.instance(name) or {}).get("SubnetId") or ""
+
     def sg_allows(self, src, dst, proto, port):
         """True/False as the security groups decide src -> dst, None without security group data."""
         s, d = self.instance(src), self.instance(dst)
@@ -143,10 +150,8 @@ class _Context:
     def carrier(self, src, dst, traffic):
         """(proto, port) that carries pod traffic ``traffic`` from node src to dst: the encapsulation protocol
         of the Calico mode (analysis/calico.py), or the traffic itself when it travels unencapsulated."""
-        if calico.is_cross_subnet(self.encap):
-            s, d = self.instance(src) or {}, self.instance(dst) or {}
-            if s.get("SubnetId") and s.get("SubnetId") == d.get("SubnetId"):
-                return traffic
+        if calico.is_cross_subnet(self.encap) and self.subnet(src) and self.subnet(src) == self.subnet(dst):
+            return traffic
         for need in calico.needs(self.encap):
             if need in ("ipip", "vxlan"):
                 proto, port = sgmod.ENCAP_NEEDS[need][0], sgmod.ENCAP_NEEDS[need][1]
@@ -315,15 +320,12 @@ def _rule_pairs(ctx, taken):
             labels = ", ".join(_proto_label(p["proto"], p["port"]) for p in ps)
             evidence.append("%s -> %s: %s dropped, although the security group allows it from %s"
                             % (d["src"], d["dst"], labels, d["src"]))
-            s, t = ctx.instance(d["src"]) or {}, ctx.instance(d["dst"]) or {}
-            for inst in (s, t):
-                if inst.get("SubnetId"):
-                    subnets.add(inst["SubnetId"])
-            if s.get("SubnetId") and s.get("SubnetId") == t.get("SubnetId"):
+            s, t = ctx.subnet(d["src"]), ctx.subnet(d["dst"])
+            subnets.update(sn for sn in (s, t) if sn)
+            if s and s == t:
                 same = True
                 evidence.append("%s and %s share subnet %s: network ACLs do not filter traffic inside a subnet, so "
-                                "the drop is on %s itself (host firewall)"
-                                % (d["src"], d["dst"], s["SubnetId"], d["dst"]))
+                                "the drop is on %s itself (host firewall)" % (d["src"], d["dst"], s, d["dst"]))
         where = _short(sorted(dsts))
         causes.append(_cause(
             "BLOCKED_OUTSIDE_SG", "%s, towards %s" % (cat.title("BLOCKED_OUTSIDE_SG"), where), LIKELY, refs,

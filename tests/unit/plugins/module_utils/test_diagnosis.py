@@ -50,9 +50,11 @@ def _groups(perms):
 class Cluster:
     """One simulated cluster: its SG, host-firewall drops ((dst, check) pairs) and upstream."""
 
-    def __init__(self, perms, drops=(), upstream_ok=True, sg_audit=True, host_external=True):
+    def __init__(self, perms, drops=(), upstream_ok=True, sg_audit=True, host_external=True, encap="IPIP",
+                 subnets=None):
         self.perms, self.drops, self.upstream_ok = perms, set(drops), upstream_ok
         self.sg_audit, self.host_external = sg_audit, host_external
+        self.encap, self.subnets = encap, subnets  # Calico mode; node_reachability's {node: subnet_id}
         self.insts = dict((i["Tags"][0]["Value"], i) for i in _instances())
         self.groups = _groups(perms)
 
@@ -91,17 +93,18 @@ class Cluster:
             got = [[NODES[s], c, 5] for s in NODES if s != dst for c in ("vxlan", "ipip")
                    if c in r.plan_checks(s, dst, CPS, names=list(NODES)) and self.passes(s, dst, c)]
             listens[dst] = {"received": got, "missing": False}
-        findings, _summary, matrix = r.analyse(NODES, CPS, probes, listens, "IPIP", sg_id=SG_ID)
+        findings, _summary, matrix = r.analyse(NODES, CPS, probes, listens, self.encap, sg_id=SG_ID,
+                                               subnets=self.subnets)
         return {"status": "failed" if any(f["severity"] == "error" for f in findings) else "passed", "msg": "",
                 "findings": findings,
                 "evidence": {"nodes": dict(NODES), "control_planes": CPS, "matrix": r.matrix_rows(NODES, matrix),
-                             "unreachable": []}}
+                             "unreachable": [], "subnets": dict(self.subnets or {})}}
 
     def audit(self):
         insts = list(self.insts.values())
-        findings = sgmod.audit(insts, self.groups, "IPIP")
+        findings = sgmod.audit(insts, self.groups, self.encap)
         return {"status": "failed" if any(f["severity"] == "error" for f in findings) else "passed", "msg": "",
-                "findings": findings, "evidence": sgmod.evidence(insts, self.groups, "IPIP")}
+                "findings": findings, "evidence": sgmod.evidence(insts, self.groups, self.encap)}
 
     def state(self):
         return {"endpoints": [{"ip": ip, "node": n} for n, ip in sorted(COREDNS.items())],
@@ -489,3 +492,18 @@ def test_etcd_between_control_planes_follows_the_self_reference(ids, expected):
     checks = {"sg_audit": {"findings": [_f(i, "sg-1", security_group_id="sg-1") for i in ids]}}
     causes = dg.diagnose(checks)
     assert [(c["id"], [e["id"] for e in c["explains"]]) for c in causes] == expected
+
+
+def test_subnets_from_node_reachability_without_sg_audit():
+    """node_reachability records each node's subnet itself: without sg_audit the diagnosis still knows which
+    pairs cross a subnet, so under IPIPCrossSubnet a same-subnet pair carries pod traffic unencapsulated."""
+    subnets = {"node1": "subnet-a", "node2": "subnet-b", "node3": "subnet-b"}
+    ctx = dg._Context(Cluster(SEED, sg_audit=False, encap="IPIPCrossSubnet", subnets=subnets).checks())
+    assert ctx.encap == "IPIPCrossSubnet"
+    assert [ctx.subnet(n) for n in sorted(NODES)] == ["subnet-a", "subnet-b", "subnet-b"]
+    assert ctx.carrier("node2", "node3", ("tcp", 50051)) == ("tcp", 50051)   # same subnet: as it is
+    assert ctx.carrier("node1", "node2", ("tcp", 50051)) == ("4", None)      # across: inside IP-in-IP
+    # and the preference: node_reachability's word over sg_audit's instances, which fill in what it lacks
+    checks = Cluster(SEED, encap="IPIPCrossSubnet", subnets={"node1": "subnet-x"}).checks()
+    ctx = dg._Context(checks)
+    assert [ctx.subnet(n) for n in sorted(NODES)] == ["subnet-x", "subnet-1", "subnet-1"]

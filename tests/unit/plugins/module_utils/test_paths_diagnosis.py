@@ -212,3 +212,23 @@ def test_one_paths_result_with_the_mesh(mesh_task, status, mesh_rows, msg_part):
     assert out["status"] == status and out["evidence"]["mesh"] == mesh_rows
     assert len(out["evidence"]["paths"]) == 1
     assert (msg_part is None) or msg_part in out["msg"]
+
+
+def test_same_subnet_path_judged_on_node_reachabilitys_subnets():
+    """IPIPCrossSubnet, a group that lets IP-in-IP and BGP through but not the app's port, and sg_audit's
+    instances naming node1 only (node2 and node3 are members of the node group it knows no more of): the
+    subnets come from node_reachability's evidence. node2 and node3 share a subnet, so marketplace's packets
+    to recommendations:50051 travel as they are, on a port the group does not allow: the missing
+    self-reference explains the blocked path (judged on IP-in-IP, which the group allows, it would not)."""
+    from tests.unit.plugins.module_utils.test_diagnosis import SG_ID
+
+    ipip_bgp = [{"IpProtocol": "4", "UserIdGroupPairs": [{"GroupId": SG_ID}]},
+                {"IpProtocol": "tcp", "FromPort": 179, "ToPort": 179, "UserIdGroupPairs": [{"GroupId": SG_ID}]}]
+    cluster = Cluster(SEED + ipip_bgp, encap="IPIPCrossSubnet", subnets=dict.fromkeys(("node1", "node2", "node3"), "subnet-1"))
+    checks = cluster.checks()
+    sg_ev = checks["sg_audit"]["evidence"]
+    sg_ev["instances"] = [i for i in sg_ev["instances"] if i["name"] == "node1"]
+    checks["paths"] = paths_check(world(), probe("node2", connect="timeout"))
+    causes = dg.diagnose(checks)
+    assert _path_cause(causes) == ["SG_NO_SELF_REF"]
+    assert dg.unexplained(checks, causes) == []
