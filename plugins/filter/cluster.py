@@ -3,7 +3,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Filters that derive the cluster-wide contract (roles/cluster_defaults) from its inputs.
 
-Documentation: the sidecar files cluster_dns_ip.yml, cidrs_overlap.yml, calico_mode.yml, calico_modes.yml.
+Documentation: the sidecar files cluster_dns_ip.yml, cidrs_overlap.yml, calico_mode.yml, calico_modes.yml,
+node_architectures.yml.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -57,9 +58,25 @@ def calico_modes(names=None):
     return dict((n, calico_mode(n)) for n in wanted)
 
 
+def node_architectures(names, hostvars):
+    """[{name, architecture}] of the hosts ``names``: the gathered fact ansible_facts.architecture, else the
+    host variable kubeadm_ec2_arch; hosts with neither are left out. One pass over the hosts (a set_fact
+    loop re-templated the growing list and each host's variables once per host)."""
+    out = []
+    for name in names or []:
+        hv = hostvars[name]
+        facts = hv.get("ansible_facts") or {}
+        arch = facts.get("architecture") if hasattr(facts, "get") else None
+        arch = arch or hv.get("kubeadm_ec2_arch") or ""
+        if arch:
+            out.append({"name": to_text(name), "architecture": to_text(arch)})
+    return out
+
+
 class FilterModule(object):
     def filters(self):
         return {
+            "node_architectures": node_architectures,
             "cluster_dns_ip": cluster_dns_ip,
             "cidrs_overlap": cidrs_overlap,
             "calico_mode": calico_mode,

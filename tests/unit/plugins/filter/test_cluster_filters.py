@@ -75,4 +75,16 @@ def test_pool_modes_read_back(ipip, vxlan, expected):
 
 
 def test_filters_are_registered():
-    assert set(cluster.FilterModule().filters()) == {"cluster_dns_ip", "cidrs_overlap", "calico_mode", "calico_modes"}
+    assert set(cluster.FilterModule().filters()) == {"cluster_dns_ip", "cidrs_overlap", "calico_mode", "calico_modes",
+                                                      "node_architectures"}
+
+
+def test_node_architectures_prefers_facts_then_the_inventory_and_leaves_out_the_unknown():
+    hostvars = {"a": {"ansible_facts": {"architecture": "aarch64"}, "kubeadm_ec2_arch": "amd64"},
+                "b": {"kubeadm_ec2_arch": "amd64"},
+                "c": {"ansible_facts": {}},
+                "d": {"ansible_facts": {"architecture": ""}, "kubeadm_ec2_arch": "arm64"}}
+    assert cluster.node_architectures(["a", "b", "c", "d"], hostvars) == [
+        {"name": "a", "architecture": "aarch64"}, {"name": "b", "architecture": "amd64"},
+        {"name": "d", "architecture": "arm64"}]
+    assert cluster.node_architectures([], hostvars) == []
