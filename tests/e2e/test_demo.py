@@ -205,7 +205,7 @@ def test_demo_tells_the_story(tmp_path):
         states = assert_pod_matrix_beside_node_matrix(str(html_dir / "report-fixed.html"),
                                                       full["fixed"]["checks"]["paths"]["evidence"]["mesh"])
         assert states == {"self", "ok"}
-    print("demo wall time: %.1fs (load average %s); timings %s" % (wall, open("/proc/loadavg").read().split()[:3],
-                                                                  json.dumps(data["timings"])))
+    print("demo wall time: %.1fs (load average %s); timings %s"
+          % (wall, open("/proc/loadavg").read().split()[:3], json.dumps(data["timings"])))
     # nothing left behind
     assert_nothing_left_behind(data["resources"])
