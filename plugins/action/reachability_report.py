@@ -58,11 +58,11 @@ def node_subnets(nodes, subnets):
     return dict((name, str(subnets[name])) for name in sorted(nodes) if (subnets or {}).get(name))
 
 
-def evidence(nodes, control_planes, matrix, findings, ephemeral_port, subnets=None):
+def evidence(nodes, control_planes, matrix, findings, ephemeral_port, subnets=None, calico_encapsulation=""):
     unreachable = sorted(f["details"]["node"] for f in findings if f["id"] == "NODE_UNREACHABLE")
     return {"nodes": dict(nodes), "control_planes": list(control_planes),
             "matrix": reach.matrix_rows(nodes, matrix, ephemeral_port), "unreachable": unreachable,
-            "subnets": dict(subnets or {})}
+            "subnets": dict(subnets or {}), "calico_encapsulation": calico_encapsulation or ""}
 
 
 def analyse(args):
@@ -94,7 +94,7 @@ def analyse(args):
         msg += ("\nsubnet unknown for %s (host variable %s): %s counts their pairs as crossing subnets"
                 % (", ".join(unknown), args["subnet_var"], args["calico_encapsulation"]))
     res = check_result(findings, msg, evidence(nodes, args["control_planes"], matrix, findings, args["ephemeral_port"],
-                                               subnets))
+                                               subnets, args["calico_encapsulation"]))
     res.update(summary=summary, matrix=reach.matrix_table(nodes, matrix), changed=False)
     return res, bool(errs)
 

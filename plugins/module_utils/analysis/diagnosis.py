@@ -110,6 +110,8 @@ class _Context:
         if not self.endpoints:  # no cluster summary: the CoreDNS pods the host path could not reach
             self.endpoints = [{"ip": ip, "node": (f.get("details") or {}).get("dst")} for _c, _i, f in self.items
                               if f["id"] == "DNS_POD_UNREACHABLE" for ip in (f.get("details") or {}).get("endpoints") or []]
+        # the mode the matrix was judged under (node_reachability's evidence) when sg_audit did not say
+        self.encap = self.encap or self.reach.get("calico_encapsulation") or ""
         for _c, _i, f in self.items:
             if f["id"] == "NODE_PORT_BLOCKED" and not self.encap:
                 self.encap = (f.get("details") or {}).get("calico_encapsulation") or ""

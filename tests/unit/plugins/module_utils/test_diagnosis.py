@@ -507,3 +507,15 @@ def test_subnets_from_node_reachability_without_sg_audit():
     checks = Cluster(SEED, encap="IPIPCrossSubnet", subnets={"node1": "subnet-x"}).checks()
     ctx = dg._Context(checks)
     assert [ctx.subnet(n) for n in sorted(NODES)] == ["subnet-x", "subnet-1", "subnet-1"]
+
+
+def test_calico_mode_from_node_reachability_without_sg_audit():
+    """Without sg_audit the mode the matrix was judged under comes from node_reachability's evidence, not
+    from a guess: under VXLAN a cross-node DNS failure is not carried by the IP-in-IP the group blocks."""
+    checks = Cluster(SEED, sg_audit=False).checks()
+    checks["node_reachability"]["findings"] = [f for f in checks["node_reachability"]["findings"]
+                                               if f["id"] != "NODE_PORT_BLOCKED"]
+    checks["node_reachability"]["evidence"]["calico_encapsulation"] = "VXLAN"
+    assert dg._Context(checks).encap == "VXLAN"
+    del checks["node_reachability"]["evidence"]["calico_encapsulation"]
+    assert dg._Context(checks).encap == "IPIP"   # the other way: nothing says, the default stands
