@@ -75,8 +75,8 @@ def test_pool_modes_read_back(ipip, vxlan, expected):
 
 
 def test_filters_are_registered():
-    assert set(cluster.FilterModule().filters()) == {"cluster_dns_ip", "cidrs_overlap", "calico_mode", "calico_modes",
-                                                      "node_architectures"}
+    assert set(cluster.FilterModule().filters()) == {
+        "cluster_dns_ip", "cidrs_overlap", "calico_mode", "calico_modes", "node_architectures"}
 
 
 def test_node_architectures_prefers_facts_then_the_inventory_and_leaves_out_the_unknown():
