@@ -86,15 +86,17 @@ def sent_while_listening(send, count, listen):
     return min(count, int((high - low) / spacing + 1e-9) + 1)
 
 
-def _job_send(rep, dst, check):
-    """(send interval, packet count) of one probe: its own first/last send when the report has them,
-    else the node's whole send interval."""
+def _job_sends(rep):
+    """{(dst, check): (send interval, packet count)} of one node's report: each probe's own first/last
+    send when the report has them, else the node's whole send interval (indexed once per node: the
+    matrix looks up every probe)."""
+    out = {}
     for entry in rep.get("sent") or []:
-        if entry[0] == dst and entry[1] == check:
-            if len(entry) >= 6 and entry[4] is not None and entry[5] is not None:
-                return [entry[4], entry[5]], entry[2]
-            return rep.get("send"), entry[2]
-    return rep.get("send"), None
+        if len(entry) >= 6 and entry[4] is not None and entry[5] is not None:
+            out[(entry[0], entry[1])] = ([entry[4], entry[5]], entry[2])
+        else:
+            out[(entry[0], entry[1])] = (rep.get("send"), entry[2])
+    return out
 
 
 def build_matrix(nodes, control_planes, probes, listens=None, typha=False):
@@ -114,10 +116,11 @@ def build_matrix(nodes, control_planes, probes, listens=None, typha=False):
             received[name] = set((src, check) for src, check, _n in res.get("received", []))
     for src in sorted(nodes):
         rep = (probes or {}).get(src)
-        by_key = {}
+        by_key, sends = {}, {}
         if rep:
             for dst, check, status, detail in rep.get("results", []):
                 by_key[(dst, check)] = (status, detail)
+            sends = _job_sends(rep)
         for dst in sorted(nodes):
             if dst == src:
                 continue
@@ -130,7 +133,7 @@ def build_matrix(nodes, control_planes, probes, listens=None, typha=False):
                     if status == "sent" and detail.startswith("send failed"):
                         status = "blocked"
                     elif status == "sent":
-                        send, count = _job_send(rep, dst, check)
+                        send, count = sends.get((dst, check), (rep.get("send"), None))
                         during = sent_while_listening(send, count, ((listens or {}).get(dst) or {}).get("listen"))
                         if dst not in received:
                             status, detail = "unknown", "%s's listener did not report" % dst

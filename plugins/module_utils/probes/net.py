@@ -292,7 +292,9 @@ def run_probes(src_name, nodes, control_planes, run_id, timeout=2.0, ephemeral_p
             listen_end = min(cap, max([start + window + grace] + [t + extension + grace for t in heard.values()]))
             inbound_done = not socks or expected <= set(received)
             tcp_done = not tcp_thread.is_alive()
-            if tcp_done and not unacked and (inbound_done or now >= listen_end):
+            # without a sender nothing is re-sent, so nothing waits for the send window (as before the extension)
+            sends_done = sender is None or not unacked
+            if tcp_done and sends_done and (inbound_done or now >= listen_end):
                 break
             wait = 0.05 if not socks else max(0.0, min(0.1, next_send - now if unacked else 0.1))
             readable = select.select(socks, [], [], wait)[0] if socks else (time.sleep(wait) or [])
