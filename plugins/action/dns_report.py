@@ -65,7 +65,7 @@ class ActionModule(ActionBase):
         result = super(ActionModule, self).run(tmp, task_vars)
         _spec, args = self.validate_argument_spec(argument_spec=ARGS)
         if args["host_results"] is None:
-            found = host_results(task_vars, args["hosts"], args["result_var"])
+            found = host_results(task_vars, args["hosts"], args["result_var"], registered=True)
             args["host_results"] = [found[h] for h in args["hosts"] if found[h] is not None]
         res, failed = analyse(args)
         result.update(res)

@@ -79,6 +79,15 @@ def gather(task_vars, args):
         results.update(_hostvar(task_vars, host, "validate_results") or {})
     plan = args["plan"] or {}
     analyses = plan.get("analyses") or {}
+    # every node's registered node_probe result, read once for both analyses
+    node_results = {}
+
+    def nodes_reports(hosts):
+        missing = [h for h in hosts if h not in node_results]
+        node_results.update(reachability_report.host_results(task_vars, missing, args["node_result_var"],
+                                                             registered=True))
+        return dict((h, node_results[h]) for h in hosts)
+
     reach = analyses.get("node_reachability")
     probes = plan.get("reachability") or {}
     if reach is not None and probes and "node_reachability" in args["enabled"] and "node_reachability" not in results:
@@ -87,13 +96,13 @@ def gather(task_vars, args):
                      ephemeral_port=int(probes.get("ephemeral_port") or reachability_report.reach.DEFAULT_EPHEMERAL_PORT),
                      calico_encapsulation=reach.get("calico_encapsulation") or "IPIP",
                      security_group_id=reach.get("security_group_id") or None,
-                     results=reachability_report.host_results(task_vars, list(nodes), args["node_result_var"]),
+                     results=nodes_reports(list(nodes)),
                      subnets=reachability_report.host_results(task_vars, list(nodes), reach.get("subnet_var") or "subnet_id"),
                      subnet_var=reach.get("subnet_var") or "subnet_id")
         results["node_reachability"] = reachability_report.analyse(rargs)[0]
     dns = analyses.get("dns")
     if dns is not None and "dns" in args["enabled"] and "dns" not in results:
-        found = reachability_report.host_results(task_vars, args["node_hosts"], args["node_result_var"])
+        found = nodes_reports(args["node_hosts"])
         pods = {}
         if dns.get("pods"):
             pods = next((r for r in (_hostvar(task_vars, h, dns.get("pod_result_var") or "")

@@ -96,3 +96,25 @@ def test_subnets_default_to_the_nodes_host_variable():
     task_vars["hostvars"].pop("w2")
     task_vars["hostvars"]["w1"] = {}
     assert rr.node_subnets(NODES, rr.host_results(task_vars, list(NODES), "subnet_id")) == {"cp1": "subnet-a"}
+
+
+def test_registered_results_are_read_as_stored_from_ansibles_own_hostvars():
+    # the real HostVars of ansible-core, with a result registered the way a task registers it
+    from ansible.inventory.manager import InventoryManager
+    from ansible.parsing.dataloader import DataLoader
+    from ansible.vars.hostvars import HostVars
+    from ansible.vars.manager import VariableManager
+
+    loader = DataLoader()
+    inventory = InventoryManager(loader=loader, sources="cp1,w1,")
+    variables = VariableManager(loader=loader, inventory=inventory)
+    result = {"node": "cp1", "reachability": {"sent": [["w1", "tcp/10250", 1, True, 0.1, 0.1]]},
+              "msg": "a {{ brace }} that is data, not a template"}
+    variables.set_nonpersistent_facts("cp1", {"validate_node_result": result})
+    variables.set_host_variable("w1", "subnet_id", "subnet-b")
+    task_vars = {"hostvars": HostVars(inventory=inventory, variable_manager=variables, loader=loader)}
+    raw = rr.host_results(task_vars, ["cp1", "w1", "gone"], "validate_node_result", registered=True)
+    assert raw == {"cp1": result, "w1": None, "gone": None}
+    # the same values as the templating read, without templating the result again
+    assert rr.host_results(task_vars, ["cp1"], "validate_node_result") == {"cp1": result}
+    assert rr.host_results(task_vars, ["w1"], "subnet_id") == {"w1": "subnet-b"}
