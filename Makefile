@@ -29,7 +29,7 @@ $(VENV)/.stamp: requirements.txt requirements-test.txt
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	@$(VENV)/bin/pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
 	@$(VENV)/bin/pip install -q -r requirements.txt -r requirements-test.txt 2>&1 | grep -v "^WARNING: Location" || true
-	@$(VENV)/bin/python -c "import ansible, boto3, moto, kubernetes, dns.resolver, pytest" \
+	@$(VENV)/bin/python -c "import ansible, boto3, moto, kubernetes, pytest" \
 	  || { echo "venv: dependency install failed"; exit 1; }
 	@touch $@
 

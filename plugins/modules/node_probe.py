@@ -27,9 +27,9 @@ description:
   - Ports per peer depend on roles. kubelet 10250, BGP 179, VXLAN, IP-in-IP and an ephemeral port to
     every peer, API 6443 to control planes, etcd 2379-2380 between control planes, Typha 5473 with
     I(reachability.typha=true).
-  - With I(dns), it queries the cluster DNS service IP and each CoreDNS endpoint directly with
-    C(dnspython), in parallel, each query bounded by I(dns.timeout), and reads the resolv.conf kubelet
-    hands to pods.
+  - With I(dns), it queries the cluster DNS service IP and each CoreDNS endpoint directly (plain DNS
+    A queries over UDP, TCP when the answer is truncated; no DNS library needed), in parallel, each
+    query bounded by I(dns.timeout), and reads the resolv.conf kubelet hands to pods.
   - The listener and the IP-in-IP sender need root (CAP_NET_RAW), use C(become).
 author:
   - kubeadm_ec2 maintainers (@kubeadm-ec2)
@@ -139,8 +139,6 @@ options:
         description: The kubelet configuration file read for C(resolvConf).
         type: path
         default: /var/lib/kubelet/config.yaml
-requirements:
-  - dnspython (with I(dns))
 notes:
   - Supports check mode, the probes change nothing on the nodes.
   - Every wait is bounded, the task ends after at most about max(I(reachability.probe_timeout),
@@ -215,7 +213,7 @@ import ipaddress
 import threading
 import time
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis import resolv as dnscheck
 from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis import node_plan as reach
@@ -244,8 +242,6 @@ def check_reachability(module, node, opts):
 
 
 def check_dns(module, opts):
-    if not dnsprobe.HAS_DNSPYTHON:
-        module.fail_json(msg=missing_required_lib("dnspython"), exception=dnsprobe.DNSPYTHON_IMPORT_ERROR)
     if opts["timeout"] <= 0:
         module.fail_json(msg="dns.timeout must be > 0 (got %s)" % opts["timeout"])
     if not 0 < opts["port"] < 65536:

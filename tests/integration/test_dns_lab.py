@@ -31,7 +31,7 @@ def run_lab(dnslab, tmp_path, corefile=HEALTHY_COREFILE, coredns_state="ready", 
         base = {"validate_dns_kubeconfig": kubeconfig, "validate_dns_external_name": "example.test",
                 "validate_dns_timeout": TIMEOUT, "validate_dns_probe_timeout": 15}
         base.update(evars)
-        # the venv's python (not its realpath): dnspython must be importable inside the node namespaces
+        # the venv's python (not its realpath) runs the node task inside the node namespaces
         inventory = dnslab.inventory(python=sys.executable)
         rc, res, wall, out, report = run_playbook("dns_validate.yml", inventory, base, timeout=240)
         kubelet.join()
