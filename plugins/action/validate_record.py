@@ -34,12 +34,16 @@ def normalise(result, timeout=None):
     return checks.from_task_result(result)
 
 
+# the keys of validate_plan that several roles add entries to (one per check)
+MERGED = ("analyses", "jobs")
+
+
 def merge_plan(shared, plan):
-    """validate_plan with ``plan``'s keys: each replaces the one before, except ``analyses``, whose entries
-    (one per check, recorded by different roles) are merged."""
+    """validate_plan with ``plan``'s keys: each replaces the one before, except ``analyses`` and ``jobs``,
+    whose entries (one per check, recorded by different roles) are merged."""
     out = dict(shared or {})
     for key, value in plan.items():
-        if key == "analyses" and isinstance(value, dict):
+        if key in MERGED and isinstance(value, dict):
             value = dict(out.get(key) or {}, **value)
         out[key] = value
     return out

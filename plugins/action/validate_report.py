@@ -14,7 +14,7 @@ import tempfile
 from ansible.errors import AnsibleError
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.kubeadm_ec2.cluster.plugins.action import dns_report, reachability_report
+from ansible_collections.kubeadm_ec2.cluster.plugins.action import dns_report, reachability_report, validate_record
 from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis import checks as checklib
 from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis.findings import format_finding
 
@@ -32,6 +32,7 @@ except ImportError:  # pragma: no cover
 ARGS = dict(
     checks=dict(type="dict", default={}),
     check_hosts=dict(type="list", elements="str", default=[]),
+    jobs=dict(type="list", elements="dict", default=[]),
     plan=dict(type="dict", default={}),
     node_hosts=dict(type="list", elements="str", default=[]),
     node_result_var=dict(type="str", default="validate_node_result"),
@@ -69,14 +70,35 @@ def _hostvar(task_vars, host, name):
         return None
 
 
+def job_results(jobs):
+    """{name: (job_wait result, timeout)} of the background jobs. ``jobs`` holds the results of the
+    job_wait loop over ``validate_plan.jobs`` (dict2items), so each names its job in ``item.key``."""
+    out = {}
+    for res in jobs or []:
+        item = res.get("item") if isinstance(res, dict) else None
+        if isinstance(item, dict) and item.get("key"):
+            timeout = (item.get("value") or {}).get("timeout")
+            try:
+                timeout = float(timeout) if timeout not in (None, "") else None
+            except (TypeError, ValueError):
+                timeout = None
+            out[item["key"]] = (res, timeout)
+    return out
+
+
 def gather(task_vars, args):
     """Every check result: ``checks`` (localhost's validate_results), then each check host's
-    validate_results, then the analyses of the nodes' reports (``plan.analyses``: node_reachability
-    and dns) for the enabled checks that have no result yet (a check that could not run recorded its
-    failure before the node play, and that stays)."""
+    validate_results, then the background jobs named after a check (``jobs``), then the analyses of the
+    nodes' reports (``plan.analyses``: node_reachability and dns, with the probe pods' job dns_pods)
+    for the enabled checks that have no result yet (a check that could not run recorded its failure
+    before the node play, and that stays)."""
     results = dict(args["checks"] or {})
     for host in args["check_hosts"]:
         results.update(_hostvar(task_vars, host, "validate_results") or {})
+    jobs = job_results(args.get("jobs"))
+    for name, (res, timeout) in jobs.items():
+        if name in args["enabled"] and name not in results:
+            results[name] = validate_record.normalise(res, timeout)
     plan = args["plan"] or {}
     analyses = plan.get("analyses") or {}
     # every node's registered node_probe result, read once for both analyses
@@ -103,10 +125,7 @@ def gather(task_vars, args):
     dns = analyses.get("dns")
     if dns is not None and "dns" in args["enabled"] and "dns" not in results:
         found = nodes_reports(args["node_hosts"])
-        pods = {}
-        if dns.get("pods"):
-            pods = next((r for r in (_hostvar(task_vars, h, dns.get("pod_result_var") or "")
-                                     for h in args["check_hosts"]) if isinstance(r, dict)), {})
+        pods = jobs.get("dns_pods", ({}, None))[0] if dns.get("pods") else {}
         dargs = dict(cluster_result=dns.get("cluster_result") or {}, pod_result=pods or {},
                      host_results=[found[h] for h in args["node_hosts"] if found[h] is not None],
                      timeout=float(dns.get("timeout") or 2.0), dns_namespace=dns.get("dns_namespace") or "kube-system",

@@ -21,8 +21,9 @@ description:
     C({status, msg, findings, evidence}) and sets it as C(validate_results[check]), a fact.
   - With I(plan), merges its keys into the fact C(validate_plan), what every node's
     M(kubeadm_ec2.cluster.node_probe) task runs. A key replaces the one recorded before, except
-    C(analyses), whose entries (one per check, what the report needs to analyse the nodes' reports)
-    are merged.
+    C(analyses) (per check, what the report needs to analyse the nodes' reports) and C(jobs) (per
+    background job, C({job, timeout, delegate, become}): the registered async start, how long to wait
+    for it, and where), whose entries are merged.
   - Use C(delegate_to) and C(delegate_facts=true) to say whose facts they are (localhost for a role on
     its own, and in C(kubeadm_ec2.cluster.validate) each controller check's own host
     (C(validate_results_host))). M(kubeadm_ec2.cluster.validate_report) merges the C(validate_results)
@@ -40,7 +41,7 @@ options:
     description: The bound of a background job, named in the message when it did not finish.
     type: float
   plan:
-    description: Keys to merge into C(validate_plan) (C(reachability), C(dns), C(become), C(k8s), C(analyses)).
+    description: Keys to merge into C(validate_plan) (C(reachability), C(dns), C(become), C(k8s), C(analyses), C(jobs)).
     type: dict
 """
 

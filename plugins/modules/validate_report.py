@@ -35,13 +35,23 @@ options:
     type: list
     elements: str
     default: []
+  jobs:
+    description:
+      - The results of the M(kubeadm_ec2.cluster.job_wait) loop over the background jobs of
+        C(validate_plan.jobs) (C(dict2items)), each naming its job in C(item.key). A job named after an
+        enabled check that has no result yet becomes that check's result (a job that did not finish
+        within C(item.value.timeout) is a failed check that says so); C(dns_pods) is the DNS probe
+        pods' result, which the C(dns) analysis reads.
+    type: list
+    elements: dict
+    default: []
   plan:
     description:
       - The shared C(validate_plan). Its C(analyses) say which checks are analysed here from the nodes'
         reports (the registered I(node_result_var) of each node), C(node_reachability) (the matrix of
         C(reachability) with C(calico_encapsulation), C(security_group_id)) and C(dns) (C(cluster_result),
-        C(timeout), C(dns_namespace), C(probe_namespace), and the probe pods' result, registered as
-        C(pod_result_var) on one of I(check_hosts) when C(pods) is true).
+        C(timeout), C(dns_namespace), C(probe_namespace), and when C(pods) is true the probe pods' job
+        C(dns_pods) of I(jobs)).
       - A check that already has a result (it could not run) keeps it.
     type: dict
     default: {}

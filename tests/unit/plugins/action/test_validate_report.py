@@ -14,7 +14,7 @@ def passed(msg):
 
 
 def args(**kw):
-    out = dict(checks={}, check_hosts=[], plan={}, node_hosts=[], node_result_var="validate_node_result",
+    out = dict(checks={}, check_hosts=[], jobs=[], plan={}, node_hosts=[], node_result_var="validate_node_result",
                enabled=list(ORDER))
     out.update(kw)
     return out
@@ -61,20 +61,48 @@ def test_a_result_recorded_before_the_node_play_is_kept():
     assert "node_reachability" not in out
 
 
-def test_dns_combines_cluster_reads_nodes_and_the_probe_pods_of_its_check_host():
+def job(name, result, timeout=65):
+    """One result of validate.yml's job_wait loop over validate_plan.jobs (dict2items)."""
+    return dict(result, item={"key": name, "value": {"job": {"ansible_job_id": "j-" + name}, "timeout": timeout}})
+
+
+def test_dns_combines_cluster_reads_nodes_and_the_probe_pods_job():
     pods = {"pod_results": [{"node": "node1", "pod": "p1", "outcome": "timeout", "detail": "did not finish within 5s",
-                             "results": [], "image": "busybox"}]}
-    hostvars = {"node1": {}, "validate_check_dns": {"validate_dns_pod_result": pods}}
-    dns = {"cluster_result": {"cluster_state": {}, "findings": []}, "pods": True,
-           "pod_result_var": "validate_dns_pod_result", "timeout": 1.5, "dns_namespace": "kube-system",
-           "probe_namespace": "default"}
-    out = gather({"hostvars": hostvars}, args(check_hosts=["validate_check_dns"], node_hosts=["node1"],
+                             "results": [], "image": "busybox"}], "finished": True, "job_failed": False}
+    hostvars = {"node1": {}}
+    dns = {"cluster_result": {"cluster_state": {}, "findings": []}, "pods": True, "timeout": 1.5,
+           "dns_namespace": "kube-system", "probe_namespace": "default"}
+    out = gather({"hostvars": hostvars}, args(jobs=[job("dns_pods", pods)], node_hosts=["node1"],
                                               plan={"analyses": {"dns": dns}}))
     assert out["dns"]["evidence"]["pod_results"] == pods["pod_results"]
+    assert out["dns"]["status"] == "failed"  # the pod timed out
     # pods: false (the API is unusable, or validate_dns_pod_probe is off): the pods are not read
-    out = gather({"hostvars": hostvars}, args(check_hosts=["validate_check_dns"], node_hosts=["node1"],
+    out = gather({"hostvars": hostvars}, args(jobs=[job("dns_pods", pods)], node_hosts=["node1"],
                                               plan={"analyses": {"dns": dict(dns, pods=False)}}))
     assert out["dns"]["evidence"]["pod_results"] == []
+    # probe pods that did not finish within their bound fail the check and say so
+    late = {"finished": False, "ansible_job_id": "j-dns_pods", "msg": "job j-dns_pods did not finish within 65s"}
+    out = gather({"hostvars": hostvars}, args(jobs=[job("dns_pods", late)], node_hosts=["node1"],
+                                              plan={"analyses": {"dns": dns}}))
+    assert out["dns"]["status"] == "failed" and "did not finish within 65s" in out["dns"]["msg"]
+
+
+def test_a_background_job_named_after_a_check_becomes_its_result():
+    audit = {"status": "failed", "msg": "sg_audit: 1 error", "findings": [{"id": "SG_NO_SELF_REFERENCE",
+             "severity": "error", "message": "m"}], "evidence": {"groups": ["sg-1"]}, "finished": True}
+    late = {"finished": False, "ansible_job_id": "j-image_arch"}
+    out = gather({"hostvars": {}}, args(jobs=[job("sg_audit", audit), job("image_arch", late, timeout=125)]))
+    assert out["sg_audit"]["status"] == "failed"
+    assert [f["id"] for f in out["sg_audit"]["findings"]] == ["SG_NO_SELF_REFERENCE"]
+    assert out["sg_audit"]["evidence"] == {"groups": ["sg-1"]}
+    # a job that did not finish is a failed check naming its bound and job
+    assert out["image_arch"]["status"] == "failed"
+    assert "did not finish within 125s (job j-image_arch)" in out["image_arch"]["msg"]
+    # a result recorded before (the check could not start) stays; a check not enabled takes no job
+    kept = passed("recorded before")
+    out = gather({"hostvars": {}}, args(checks={"sg_audit": kept}, enabled=["sg_audit"],
+                                        jobs=[job("sg_audit", audit), job("image_arch", late)]))
+    assert out == {"sg_audit": kept}
 
 
 def test_record_merges_every_checks_analyses_entry():
@@ -84,3 +112,6 @@ def test_record_merges_every_checks_analyses_entry():
     assert out["reachability"] == {"run_id": "2"}          # other keys are replaced
     assert shared["analyses"] == {"node_reachability": {"security_group_id": "sg-1"}}   # the input is not changed
     assert validate_record.merge_plan(None, {"become": True}) == {"become": True}
+    # every check's background job is kept, as its analyses entry is
+    out = validate_record.merge_plan({"jobs": {"sg_audit": {"timeout": 125}}}, {"jobs": {"dns_pods": {"timeout": 65}}})
+    assert out["jobs"] == {"sg_audit": {"timeout": 125}, "dns_pods": {"timeout": 65}}
