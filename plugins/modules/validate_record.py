@@ -22,8 +22,8 @@ description:
   - With I(plan), merges its keys into the fact C(validate_plan), what every node's
     M(kubeadm_ec2.cluster.node_probe) task runs. A key replaces the one recorded before, except
     C(analyses) (per check, what the report needs to analyse the nodes' reports) and C(jobs) (per
-    background job, C({job, timeout, delegate, become}): the registered async start, how long to wait
-    for it, and where), whose entries are merged.
+    background job C({job, timeout, delegate, become}), the registered async start, how long to wait
+    for it and where), whose entries are merged.
   - Use C(delegate_to) and C(delegate_facts=true) to say whose facts they are (localhost for a role on
     its own, and in C(kubeadm_ec2.cluster.validate) each controller check's own host
     (C(validate_results_host))). M(kubeadm_ec2.cluster.validate_report) merges the C(validate_results)
