@@ -42,7 +42,7 @@ class DNSWireError(Exception):
 def encode_name(name):
     """The wire form of a domain name, taken as absolute (no search list)."""
     out = b""
-    for label in [x for x in name.rstrip(".").split(".")] if name.rstrip(".") else []:
+    for label in name.rstrip(".").split(".") if name.rstrip(".") else []:
         if not label:
             raise DNSWireError("empty label in %r" % name)
         try:
@@ -83,10 +83,10 @@ def parse_response(msg):
         raise DNSWireError("message shorter than its header (%d octets)" % len(msg))
     qid, flags, qdcount, ancount = struct.unpack("!HHHH", msg[:8])
     pos = 12
-    for _ in range(qdcount):
+    for _question in range(qdcount):
         pos = _skip_name(msg, pos) + 4
     answers = []
-    for _ in range(ancount):
+    for _record in range(ancount):
         pos = _skip_name(msg, pos)
         if pos + 10 > len(msg):
             raise DNSWireError("record header runs past the end of the message")
