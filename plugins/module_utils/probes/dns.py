@@ -163,11 +163,10 @@ def dns_query(server, name, timeout, port=53):
     deadline = time.monotonic() + timeout
     try:
         msg = _udp(query, qid, server, port, deadline)
-        _rid, flags, _rcode, _answers = parse_response(msg)
-        if flags & FLAG_TC:
+        if struct.unpack("!H", msg[2:4])[0] & FLAG_TC:  # _udp checked the header is there
             # truncated: the same question over TCP, with a time bound of its own (as a second query)
             msg = _tcp(query, server, port, time.monotonic() + timeout)
-        _rid, flags, rcode, answers = parse_response(msg)
+        _rid, _flags, rcode, answers = parse_response(msg)
     except socket.timeout:
         return "timeout", [], "no answer within %.1fs" % timeout
     except ConnectionRefusedError as exc:
