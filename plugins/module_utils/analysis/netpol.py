@@ -506,6 +506,20 @@ def rule_fixes(nearest, other, dst, port, protocol, ns_labels=None, pods=None):
                     [{"op": "add", "path": "%s/%s/-" % (base, peers_key), "value": {"ipBlock": {"cidr": "%s/32" % other["ip"]}}}])
             continue
         ns = other["namespace"]
+        kept = _namespaces_kept(parts, ns, ns_labels)
+        if kept:
+            # the namespaceSelector admits other namespaces: replacing it would cut them off
+            value = {"namespaceSelector": {"matchLabels": {NAME_LABEL: ns}}}
+            psel = [w["selector"] for w in parts if w["part"] == "podSelector"]
+            if psel:
+                value["podSelector"] = _pod_label_subset(psel[0], other["labels"])
+            elif (peer.get("peer") or {}).get("podSelector") is not None:
+                value["podSelector"] = peer["peer"]["podSelector"]
+            add("add a peer selecting namespace %s to %s %s rule %d (peer %d's namespaceSelector %s selects %s, "
+                "which keep their access)" % (ns, pol, key, i, j, fmt_selector(peer["peer"]["namespaceSelector"]),
+                                               ", ".join(kept[:3]) + (", ..." if len(kept) > 3 else "")),
+                [{"op": "add", "path": "%s/%s/-" % (base, peers_key), "value": value}])
+            continue
         for w in parts:
             if w["part"] == "namespaceSelector":
                 add("select namespace %s by the label the control plane sets (%s=%s) in %s %s rule %d"
@@ -538,6 +552,15 @@ def rule_fixes(nearest, other, dst, port, protocol, ns_labels=None, pods=None):
         add("allow %s %s in %s %s rule %d" % (protocol, port, pol, key, i),
             [{"op": "add", "path": base + "/ports/-", "value": {"protocol": protocol, "port": port}}])
     return fixes
+
+
+def _namespaces_kept(parts, ns, ns_labels):
+    """The namespaces other than ``ns`` that a peer's missing namespaceSelector selects (sorted); empty
+    when the selector is not what misses or the namespaces are unknown."""
+    sel = [w["selector"] for w in parts if w["part"] == "namespaceSelector"]
+    if not sel or not ns_labels:
+        return []
+    return sorted(name for name, labels in ns_labels.items() if name != ns and selector_matches(sel[0], labels))
 
 
 def combine_fixes(fixes):

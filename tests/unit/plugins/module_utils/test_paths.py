@@ -502,3 +502,32 @@ def test_near_miss_podselector_fix_keeps_the_pods_it_serves(peer, op):
     # web keeps (add) or never had (typo) its access; with the add, both are admitted
     web = judge(objs, frm={"namespace": "shop", "selector": {"app": "web"}})[1]
     assert (web == []) is (op == "add")
+
+
+@pytest.mark.parametrize("labels,op", [
+    ({"team": "obs"}, "add"),       # selects the monitoring namespace: it keeps its access, shop gets a peer
+    ({"team": "shpo"}, "replace"),  # a typo that selects no namespace: corrected
+])
+def test_near_miss_namespaceselector_fix_keeps_the_namespaces_it_selects(labels, op):
+    objs = world([{"metadata": {"name": "recs-in", "namespace": "shop"},
+                   "spec": {"podSelector": {"matchLabels": {"app": "recommendations"}}, "policyTypes": ["Ingress"],
+                            "ingress": [{"from": [{"namespaceSelector": {"matchLabels": labels},
+                                                   "podSelector": {"matchLabels": {"app": "marketplace"}}}],
+                                         "ports": [{"protocol": "TCP", "port": "grpc"}]}]}}])
+    objs["namespaces"].append(ns("monitoring", team="obs"))
+    objs["pods"].append(pod("marketplace-m", "monitoring", {"app": "marketplace"}, "192.168.1.41"))
+    objs["deployments"].append({"metadata": {"name": "marketplace", "namespace": "monitoring"},
+                                "spec": {"template": {"metadata": {"labels": {"app": "marketplace"}}}}})
+    monitoring = {"namespace": "monitoring", "selector": {"app": "marketplace"}}
+    assert (judge(objs, to="recommendations.shop:50051", frm=monitoring)[1] == []) is (op == "add")
+    [f] = judge(objs)[1]
+    cli = f["cli"]
+    assert cli.startswith("kubectl -n shop patch networkpolicy recs-in --type=json") and '"op":"%s"' % op in cli, cli
+    if op == "add":
+        assert "peer 0's namespaceSelector team=obs selects monitoring, which keep their access" in f["remediation"]
+        assert '"value":{"namespaceSelector":{"matchLabels":{"kubernetes.io/metadata.name":"shop"}},' \
+               '"podSelector":{"matchLabels":{"app":"marketplace"}}}' in cli
+    _patched(objs, cli)
+    assert judge(objs)[1] == []
+    # monitoring keeps (add) or never had (typo) its access
+    assert (judge(objs, to="recommendations.shop:50051", frm=monitoring)[1] == []) is (op == "add")
