@@ -17,6 +17,7 @@ import pytest
 
 from tests.lab.netlab import HEALTHY_SG, run
 from tests.lab.validatelab import ValidateLab
+from tests.support.lifecycle import SilentServer
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the network lab needs root")
 
@@ -94,41 +95,6 @@ def test_packet_loss_on_one_node():
     assert rc != 0 and errors, out[-3000:]
     # what is lost is node2's: a finding names it
     assert any(names(f, "node2") for f in errors), errors
-
-
-class SilentServer:
-    """Accepts TCP connections on loopback and never sends a byte."""
-
-    def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
-        self.conns = []
-        self.stopped = False
-        self.thread = threading.Thread(target=self._accept, daemon=True)
-
-    def _accept(self):
-        self.sock.settimeout(0.2)
-        while not self.stopped:
-            try:
-                conn, _addr = self.sock.accept()
-                self.conns.append(conn)
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stopped = True
-        self.thread.join(2)
-        for conn in self.conns:
-            conn.close()
-        self.sock.close()
 
 
 def test_api_accepts_but_never_answers(tmp_path):

@@ -168,3 +168,38 @@ class Substrate:
         threading.Thread(target=httpd.serve_forever, daemon=True).start()
         self._servers.append(httpd)
         return httpd
+
+
+class SilentServer:
+    """Accepts TCP connections on loopback and never sends a byte."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.conns = []
+        self.stopped = False
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+
+    def _accept(self):
+        self.sock.settimeout(0.2)
+        while not self.stopped:
+            try:
+                conn, _addr = self.sock.accept()
+                self.conns.append(conn)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stopped = True
+        self.thread.join(2)
+        for conn in self.conns:
+            conn.close()
+        self.sock.close()

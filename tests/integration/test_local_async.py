@@ -1,0 +1,83 @@
+"""A module started with async on the controller runs straight from the collection
+(plugins/plugin_utils/local_async.py), not through async_wrapper: the same result as in the
+foreground and through async_wrapper, bounded by its async limit, with no payload left behind."""
+
+import glob
+import os
+
+import pytest
+
+from tests.fakes.k8s_api import FakeKubeAPI
+from tests.support.ansible import localhost_inventory, run_playbook
+from tests.support.lifecycle import SilentServer, private_dir
+
+VOLATILE = ("action", "elapsed", "ansible_job_id", "invocation", "changed", "finished", "job_failed", "failed", "started",
+            "results_file", "_ansible_no_log")
+
+
+@pytest.fixture()
+def api():
+    fake = FakeKubeAPI().start()
+    fake.kubeconfig = fake.write_kubeconfig()
+    yield fake
+    fake.stop()
+
+
+def play(kubeconfig, ways, tmp, limit=60, api_timeout=10):
+    """Run playbooks/local_async.yml; returns (result, {way: the way's result}) with payloads kept in
+    ``tmp``/remote."""
+    env = {"ANSIBLE_KEEP_REMOTE_FILES": "1", "ANSIBLE_REMOTE_TEMP": os.path.join(tmp, "remote"),
+           "ANSIBLE_ASYNC_DIR": os.path.join(tmp, "async")}
+    result = run_playbook("local_async.yml", localhost_inventory(), {
+        "kubeconfig": kubeconfig, "ways": ways, "limit": limit, "api_timeout": api_timeout}, env=env, timeout=120)
+    assert result.returncode == 0, result.output[-3000:]
+    out = {}
+    fg = result.results_of("Read in the foreground").get("localhost", {})
+    if not fg.get("skipped"):
+        out["fg"] = fg
+    waited = result.results_of("Wait for the jobs").get("localhost", {}).get("results", [])
+    for way, res in zip([w for w in ("bg", "wrapped") if w in ways], waited):
+        out[way] = res
+    return result, out
+
+
+def stable(res):
+    return {k: v for k, v in res.items() if k not in VOLATILE and not k.startswith("ansible_loop")
+            and k not in ("item", "_ansible_item_label", "_ansible_ignore_errors")}
+
+
+def payloads(tmp):
+    return sorted(os.path.basename(p) for p in glob.glob(os.path.join(tmp, "remote", "*", "AnsiballZ_*")))
+
+
+def test_background_result_is_the_foreground_result(api):
+    tmp = private_dir("kec2-lasync-")
+    _result, out = play(api.kubeconfig, ["fg", "bg", "wrapped"], tmp)
+    assert out["bg"]["finished"] and out["wrapped"]["finished"]
+    assert stable(out["bg"]) == stable(out["fg"]) == stable(out["wrapped"])
+    assert out["bg"]["job_failed"] is out["wrapped"]["job_failed"] is bool(out["fg"].get("failed"))
+    assert stable(out["fg"]), out["fg"]
+
+
+def test_only_the_task_with_an_environment_goes_through_ansible_cores_payload(api):
+    tmp = private_dir("kec2-lasync-")
+    play(api.kubeconfig, ["bg"], tmp)
+    assert payloads(tmp) == []
+    play(api.kubeconfig, ["wrapped"], tmp)
+    assert payloads(tmp) == ["AnsiballZ_dns_cluster_info.py"]
+    # the job files of both are gone after job_wait; the runner's argument directory too
+    assert os.listdir(os.path.join(tmp, "async")) == []
+
+
+def test_a_job_past_its_async_limit_is_killed_and_says_so():
+    tmp = private_dir("kec2-lasync-")
+    with SilentServer() as silent:
+        kubeconfig = os.path.join(tmp, "kubeconfig")
+        with open(kubeconfig, "w") as fh:
+            fh.write("apiVersion: v1\nkind: Config\nclusters:\n- name: s\n  cluster:\n    server: http://127.0.0.1:%d\n"
+                     "users:\n- name: s\n  user:\n    token: t\ncontexts:\n- name: s\n  context:\n    cluster: s\n"
+                     "    user: s\ncurrent-context: s\n" % silent.port)
+        result, out = play(kubeconfig, ["bg"], tmp, limit=2, api_timeout=30)
+    assert out["bg"]["finished"] and out["bg"]["job_failed"], out["bg"]
+    assert out["bg"]["msg"] == "the module did not finish within its time limit of 2.0s and was killed"
+    assert result.seconds < 30

@@ -1,0 +1,73 @@
+"""The controller's background job runner (plugins/plugin_utils/job_runner.py): the job file it leaves
+is what async_status and job_wait read, a module past its time limit is killed with its children, and
+the private directory of the arguments is always removed."""
+
+import json
+import os
+import sys
+import time
+
+from ansible_collections.kubeadm_ec2.cluster.plugins.plugin_utils import job_runner
+from ansible_collections.kubeadm_ec2.cluster.plugins.plugin_utils.local_async import import_name
+
+
+def private_args(tmp_path):
+    d = tmp_path / "args"
+    d.mkdir(mode=0o700)
+    args = d / "args.json"
+    args.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": {"x": 1}}))
+    return str(args)
+
+
+def job(tmp_path, cmd, limit=10.0):
+    path = str(tmp_path / "j1.123")
+    args = private_args(tmp_path)
+    job_runner.run(path, limit, args, cmd)
+    assert not os.path.exists(os.path.dirname(args))
+    with open(path) as fh:
+        return json.load(fh)
+
+
+def test_the_module_result_is_the_job_result(tmp_path):
+    out = job(tmp_path, [sys.executable, "-c", "print('noise'); print('{\"changed\": false, \"msg\": \"ok\"}')"])
+    assert out == {"changed": False, "msg": "ok", "ansible_job_id": "j1.123", "finished": 1}
+
+
+def test_output_without_a_result_is_a_failure_with_the_output(tmp_path):
+    out = job(tmp_path, [sys.executable, "-c", "import sys; print('Traceback: boom'); sys.exit(3)"])
+    assert out["failed"] is True and out["rc"] == 3 and out["finished"] == 1
+    assert out["msg"] == "the module printed no JSON result (rc=3)" and "boom" in out["module_stdout"]
+
+
+def test_a_module_past_its_limit_is_killed_with_its_children(tmp_path):
+    pidfile = tmp_path / "child.pid"
+    hang = ("import os, subprocess, sys, time; p = subprocess.Popen([sys.executable, '-c', 'import time; "
+            "time.sleep(60)']); open(%r, 'w').write(str(p.pid)); time.sleep(60)" % str(pidfile))
+    start = time.monotonic()
+    out = job(tmp_path, [sys.executable, "-c", hang], limit=1.0)
+    assert time.monotonic() - start < 10
+    assert out["failed"] is True and "did not finish within its time limit of 1.0s" in out["msg"]
+    child = int(pidfile.read_text())
+    time.sleep(0.2)
+    try:
+        os.kill(child, 0)
+        alive = open("/proc/%d/stat" % child).read().split()[2] != "Z"
+    except OSError:
+        alive = False
+    assert not alive
+
+
+def test_a_command_that_cannot_start(tmp_path):
+    out = job(tmp_path, [str(tmp_path / "no-such-python")])
+    assert out["failed"] is True and out["msg"].startswith("the module could not start:")
+
+
+def test_usage():
+    assert job_runner.main(["only", "two"]) == 2
+
+
+def test_import_name_of_a_collection_module():
+    root = os.sep + os.path.join("x", "collections")
+    path = os.path.join(root, "ansible_collections", "kubeadm_ec2", "cluster", "plugins", "modules", "sg_audit.py")
+    assert import_name(path) == (root, "ansible_collections.kubeadm_ec2.cluster.plugins.modules.sg_audit")
+    assert import_name("/usr/lib/python3/dist-packages/ansible/modules/ping.py") is None
