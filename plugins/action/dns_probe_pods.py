@@ -7,4 +7,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.kubeadm_ec2.cluster.plugins.plugin_utils.local_async import LocalAsyncAction as ActionModule  # noqa: F401
+from ansible_collections.kubeadm_ec2.cluster.plugins.plugin_utils.local_async import LocalAsyncAction
+
+
+class ActionModule(LocalAsyncAction):
+    pass

@@ -9,7 +9,6 @@ report file must still be written:
 
 import os
 import shutil
-import socket
 import threading
 import time
 

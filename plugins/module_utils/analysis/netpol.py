@@ -515,9 +515,9 @@ def rule_fixes(nearest, other, dst, port, protocol, ns_labels=None, pods=None):
                 value["podSelector"] = _pod_label_subset(psel[0], other["labels"])
             elif (peer.get("peer") or {}).get("podSelector") is not None:
                 value["podSelector"] = peer["peer"]["podSelector"]
+            shown = ", ".join(kept[:3]) + (", ..." if len(kept) > 3 else "")
             add("add a peer selecting namespace %s to %s %s rule %d (peer %d's namespaceSelector %s selects %s, "
-                "which keep their access)" % (ns, pol, key, i, j, fmt_selector(peer["peer"]["namespaceSelector"]),
-                                               ", ".join(kept[:3]) + (", ..." if len(kept) > 3 else "")),
+                "which keep their access)" % (ns, pol, key, i, j, fmt_selector(peer["peer"]["namespaceSelector"]), shown),
                 [{"op": "add", "path": "%s/%s/-" % (base, peers_key), "value": value}])
             continue
         for w in parts:
