@@ -5,12 +5,12 @@
 
     python job_runner.py JOB_FILE TIME_LIMIT ARGS_FILE -- PYTHON -m MODULE ARGS_FILE
 
-Started by plugins/plugin_utils/local_async.py, detached from the worker that started it. It writes
-the job file the way ansible-core's async_wrapper does, so ``async_status`` and
-``kubeadm_ec2.cluster.job_wait`` read it: ``{"started": 1, "finished": 0, ...}`` while the module runs,
-then the module's JSON result. A module that outlives TIME_LIMIT is killed with its process group and
+Started by plugins/plugin_utils/local_async.py, detached from the worker that started it, after that
+action wrote the job file of a running job (``{"started": 1, "finished": 0, ...}``, as ansible-core's
+async_wrapper does, so ``async_status`` and ``kubeadm_ec2.cluster.job_wait`` read it). When the module
+exits, the runner replaces that file with the module's JSON result. A module that outlives TIME_LIMIT is killed with its process group and
 the job ends as a failure that says so. The private directory holding ARGS_FILE is removed once the
-module has exited. Standard library only: this file is run, not imported.
+module has exited. Standard library only: this file is run, and the action imports write_job.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -50,7 +50,6 @@ def result_of(rc, out, err):
 
 def run(job_file, time_limit, args_file, cmd):
     jid = os.path.basename(job_file)
-    write_job(job_file, {"started": 1, "finished": 0, "ansible_job_id": jid, "pid": os.getpid()})
     try:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 start_new_session=True, universal_newlines=True)

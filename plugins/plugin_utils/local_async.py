@@ -11,8 +11,8 @@ machine, spent before the next task may start. When the task runs on the control
 connection, no become, an interpreter path, no ``environment``), this action instead writes the
 module's arguments into a private directory and starts plugins/plugin_utils/job_runner.py detached,
 which runs ``python -m <the module>`` and writes the usual async job file (``async_status`` and
-``kubeadm_ec2.cluster.job_wait`` read it). Any other task, and every task without ``async``, runs as
-ansible-core's own ``normal`` action would run it.
+``kubeadm_ec2.cluster.job_wait`` read it). Any other task, and every task without ``async``, is left to
+ansible-core's own ``normal`` action, which this one extends.
 
 The module import path comes from the collection paths ansible-core uses, so its imports resolve as
 they do for any collection code on the controller.
@@ -29,9 +29,11 @@ import tempfile
 import uuid
 
 import ansible
-from ansible.plugins.action import ActionBase
+from ansible.plugins.action.normal import ActionModule as NormalAction
 from ansible.utils.collection_loader import AnsibleCollectionConfig
 from ansible.utils.vars import merge_hash
+
+from ansible_collections.kubeadm_ec2.cluster.plugins.plugin_utils.job_runner import write_job
 
 RUNNER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "job_runner.py")
 
@@ -45,21 +47,16 @@ def import_name(path):
     return os.sep.join(parts[:i]) or os.sep, ".".join(parts[i:])[:-3]
 
 
-class LocalAsyncAction(ActionBase):
-    _supports_check_mode = True
-    _supports_async = True
+class LocalAsyncAction(NormalAction):
 
     def run(self, tmp=None, task_vars=None):
-        result = super(LocalAsyncAction, self).run(tmp, task_vars)
         task_vars = task_vars or {}
         spawn = self._spawnable(task_vars) if self._task.async_val else None
-        if spawn:
-            return merge_hash(result, self._spawn(task_vars, *spawn))
-        wrap_async = self._task.async_val and not self._connection.has_native_async
-        result = merge_hash(result, self._execute_module(task_vars=task_vars, wrap_async=wrap_async))
-        if not wrap_async:
-            self._remove_tmp_path(self._connection._shell.tmpdir)
-        return result
+        if not spawn:
+            return super(LocalAsyncAction, self).run(tmp, task_vars)
+        # the checks every action makes (check mode, async support), then the direct start
+        result = super(NormalAction, self).run(tmp, task_vars)
+        return merge_hash(result, self._spawn(task_vars, *spawn))
 
     def _spawnable(self, task_vars):
         """(interpreter, python path root, module import name) when this task may run directly, else None."""
@@ -98,9 +95,9 @@ class LocalAsyncAction(ActionBase):
         paths = [root] + [p for p in AnsibleCollectionConfig.collection_paths
                           if p != root and not os.path.abspath(p).startswith(inside)]
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(paths + [os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
-        # the job file exists before this task returns: a wait that starts at once finds it
-        with open(job_file, "w") as fh:
-            json.dump({"started": 1, "finished": 0, "ansible_job_id": jid}, fh)
+        # the job file exists before this task returns: a wait that starts at once finds it, and a runner
+        # that never starts leaves a job that does not finish (the wait's bound ends it)
+        write_job(job_file, {"started": 1, "finished": 0, "ansible_job_id": jid})
         subprocess.Popen([interpreter, RUNNER, job_file, str(self._task.async_val), args_file, "--",
                           interpreter, "-m", module, args_file],
                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

@@ -324,14 +324,15 @@ class FakeKubeAPI(Substrate):
     def _start(self):
         self.httpd = self.serve_http(_Handler, cluster=self.cluster)
 
-    def write_kubeconfig(self, path=None):
-        """A kubeconfig (token auth) for this fake, at ``path`` or in the fake's private directory."""
+    def write_kubeconfig(self, path=None, server=None):
+        """A kubeconfig (token auth) for this fake, at ``path`` or in the fake's private directory;
+        ``server`` points it elsewhere (a server that never answers, say)."""
         path = path or self.path("kubeconfig")
         text = (
             "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: %s\n"
             "users:\n- name: fake\n  user:\n    token: fake-token\n"
             "contexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\n"
-            "current-context: fake\n" % self.url
+            "current-context: fake\n" % (server or self.url)
         )
         with open(path, "w") as fh:
             fh.write(text)

@@ -9,7 +9,7 @@ import pytest
 
 from tests.fakes.k8s_api import FakeKubeAPI
 from tests.support.ansible import localhost_inventory, run_playbook
-from tests.support.lifecycle import SilentServer, private_dir
+from tests.support.lifecycle import SilentServer
 
 VOLATILE = ("action", "elapsed", "ansible_job_id", "invocation", "changed", "finished", "job_failed", "failed", "started",
             "results_file", "_ansible_no_log")
@@ -50,8 +50,8 @@ def payloads(tmp):
     return sorted(os.path.basename(p) for p in glob.glob(os.path.join(tmp, "remote", "*", "AnsiballZ_*")))
 
 
-def test_background_result_is_the_foreground_result(api):
-    tmp = private_dir("kec2-lasync-")
+def test_background_result_is_the_foreground_result(api, tmp_path):
+    tmp = str(tmp_path)
     _result, out = play(api.kubeconfig, ["fg", "bg", "wrapped"], tmp)
     assert out["bg"]["finished"] and out["wrapped"]["finished"]
     assert stable(out["bg"]) == stable(out["fg"]) == stable(out["wrapped"])
@@ -59,8 +59,8 @@ def test_background_result_is_the_foreground_result(api):
     assert stable(out["fg"]), out["fg"]
 
 
-def test_only_the_task_with_an_environment_goes_through_ansible_cores_payload(api):
-    tmp = private_dir("kec2-lasync-")
+def test_only_the_task_with_an_environment_goes_through_ansible_cores_payload(api, tmp_path):
+    tmp = str(tmp_path)
     play(api.kubeconfig, ["bg"], tmp)
     assert payloads(tmp) == []
     play(api.kubeconfig, ["wrapped"], tmp)
@@ -69,14 +69,10 @@ def test_only_the_task_with_an_environment_goes_through_ansible_cores_payload(ap
     assert os.listdir(os.path.join(tmp, "async")) == []
 
 
-def test_a_job_past_its_async_limit_is_killed_and_says_so():
-    tmp = private_dir("kec2-lasync-")
+def test_a_job_past_its_async_limit_is_killed_and_says_so(api, tmp_path):
+    tmp = str(tmp_path)
     with SilentServer() as silent:
-        kubeconfig = os.path.join(tmp, "kubeconfig")
-        with open(kubeconfig, "w") as fh:
-            fh.write("apiVersion: v1\nkind: Config\nclusters:\n- name: s\n  cluster:\n    server: http://127.0.0.1:%d\n"
-                     "users:\n- name: s\n  user:\n    token: t\ncontexts:\n- name: s\n  context:\n    cluster: s\n"
-                     "    user: s\ncurrent-context: s\n" % silent.port)
+        kubeconfig = api.write_kubeconfig(os.path.join(tmp, "kubeconfig"), server="http://127.0.0.1:%d" % silent.port)
         result, out = play(kubeconfig, ["bg"], tmp, limit=2, api_timeout=30)
     assert out["bg"]["finished"] and out["bg"]["job_failed"], out["bg"]
     assert out["bg"]["msg"] == "the module did not finish within its time limit of 2.0s and was killed"

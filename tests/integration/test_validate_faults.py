@@ -98,12 +98,8 @@ def test_packet_loss_on_one_node():
 
 def test_api_accepts_but_never_answers(tmp_path):
     with SilentServer() as silent, ValidateLab(3, sg=HEALTHY_SG, with_ec2=False) as vlab:
-        kubeconfig = vlab.api.write_kubeconfig(str(tmp_path / "silent-kubeconfig"))
-        with open(kubeconfig) as fh:
-            text = fh.read()
-        with open(kubeconfig, "w") as fh:
-            fh.write(text.replace(vlab.api.url, "http://127.0.0.1:%d" % silent.port))
         endpoint = "http://127.0.0.1:%d" % silent.port
+        kubeconfig = vlab.api.write_kubeconfig(str(tmp_path / "silent-kubeconfig"), server=endpoint)
         rc, report, wall, out = vlab.validate(timeout=BOUND + 60, extra_vars={
             "validate_dns_kubeconfig": kubeconfig, "validate_images_kubeconfig": kubeconfig,
             "validate_dns_api_timeout": 3, "validate_api_admin_conf": str(tmp_path / "no-admin.conf")})
