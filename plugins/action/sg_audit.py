@@ -11,4 +11,4 @@ from ansible_collections.kubeadm_ec2.cluster.plugins.plugin_utils.local_async im
 
 
 class ActionModule(LocalAsyncAction):
-    pass
+    JOB_NAME = "sg_audit"

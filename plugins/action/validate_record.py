@@ -12,12 +12,14 @@ from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis import checks
+from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis.checks import merge_plan
 
 ARGS = dict(
     check=dict(type="str"),
     result=dict(type="raw"),
     timeout=dict(type="float"),
     plan=dict(type="dict"),
+    stop=dict(type="str", default=""),
 )
 
 
@@ -34,19 +36,26 @@ def normalise(result, timeout=None):
     return checks.from_task_result(result)
 
 
-# the keys of validate_plan that several roles add entries to (one per check)
-MERGED = ("analyses", "jobs")
+def record(args, task_vars):
+    """The facts one validate_record task sets: (facts, recorded check result or None).
 
-
-def merge_plan(shared, plan):
-    """validate_plan with ``plan``'s keys: each replaces the one before, except ``analyses`` and ``jobs``,
-    whose entries (one per check, recorded by different roles) are merged."""
-    out = dict(shared or {})
-    for key, value in plan.items():
-        if key in MERGED and isinstance(value, dict):
-            value = dict(out.get(key) or {}, **value)
-        out[key] = value
-    return out
+    ``stop`` (with ``check``): the check cannot run, it is recorded as failed with that message and the
+    plan is not merged; ``plan`` (and no stop): merged into validate_plan; ``check`` with ``result``:
+    the check's result recorded in validate_results."""
+    task_vars = task_vars or {}
+    if args.get("stop") or args.get("plan") is None:
+        if not args.get("check"):
+            raise AnsibleActionFail("validate_record: give check (with result or stop), or plan")
+        if args.get("stop"):
+            check = normalise({"failed": True, "msg": args["stop"]})
+        else:
+            check = normalise(args.get("result"), args.get("timeout"))
+        shared = dict(task_vars.get("validate_results") or {})
+        shared[args["check"]] = check
+        return {"validate_results": shared}, check
+    if args.get("check") and args.get("result") is not None:
+        raise AnsibleActionFail("validate_record: give either check with result or plan")
+    return {"validate_plan": merge_plan(task_vars.get("validate_plan"), args["plan"])}, None
 
 
 class ActionModule(ActionBase):
@@ -56,17 +65,8 @@ class ActionModule(ActionBase):
     def run(self, tmp=None, task_vars=None):
         result = super(ActionModule, self).run(tmp, task_vars)
         _spec, args = self.validate_argument_spec(argument_spec=ARGS)
-        task_vars = task_vars or {}
-        if bool(args["check"]) == bool(args["plan"]):
-            raise AnsibleActionFail("validate_record: give either check (with result) or plan")
-        facts = {}
-        if args["check"]:
-            check = normalise(args["result"], args["timeout"])
-            shared = dict(task_vars.get("validate_results") or {})
-            shared[args["check"]] = check
-            facts["validate_results"] = shared
+        facts, check = record(args, task_vars)
+        if check is not None:
             result["check"] = check
-        else:
-            facts["validate_plan"] = merge_plan(task_vars.get("validate_plan"), args["plan"])
         result.update(changed=False, ansible_facts=facts)
         return result

@@ -21,9 +21,9 @@ description:
     UDP 4789 (VXLAN) and IP-in-IP packets carry a magic payload with I(reachability.run_id) and are
     re-sent through a bounded window (I(reachability.packet_window)) until the peer acknowledges them,
     so that peers that start a little later still overlap. The node keeps listening until every packet
-    it expects arrived or the window (plus a short grace) passed. Once a probe from a peer is heard, the
-    node re-sends to that peer and listens for about 1 s more, so that a peer that started late is still
-    measured (never past twice the window plus the grace).
+    it expects arrived or the window (plus a grace of 3 I(reachability.packet_interval)) passed. Once a
+    probe from a peer is heard, the node re-sends to that peer and listens 8 intervals more, so that a
+    peer that started late is still measured (never past twice the window plus the grace).
   - Ports per peer depend on roles. kubelet 10250, BGP 179, VXLAN, IP-in-IP and an ephemeral port to
     every peer, API 6443 to control planes, etcd 2379-2380 between control planes, Typha 5473 with
     I(reachability.typha=true).
@@ -76,6 +76,14 @@ options:
             Ansible's C(forks) must be at least the number of nodes).
         type: float
         default: 3.0
+      packet_interval:
+        description:
+          - Seconds between two sends of an unacknowledged UDP 4789 or IP-in-IP probe. After the window the
+            node listens 3 intervals more (at least 0.3 s) for its peers' last packets.
+          - The controller calls a silence a drop only when at least 3 packets went out while the peer
+            listened, so the window must exceed the spread of the nodes' start times by 2 intervals.
+        type: float
+        default: 0.1
   dns:
     description: Query cluster DNS from this node (omit to skip).
     type: dict
@@ -142,7 +150,8 @@ options:
 notes:
   - Supports check mode, the probes change nothing on the nodes.
   - Every wait is bounded, the task ends after at most about max(I(reachability.probe_timeout),
-    2 * I(reachability.packet_window) + 1) seconds and I(dns.timeout) per query.
+    2 * I(reachability.packet_window) + 3 * I(reachability.packet_interval)) seconds (the grace is at
+    least 0.3 s) and I(dns.timeout) per query.
 seealso:
   - module: kubeadm_ec2.cluster.reachability_report
   - module: kubeadm_ec2.cluster.dns_report
@@ -236,7 +245,7 @@ def check_reachability(module, node, opts):
     if not 1 <= port <= 65535 or 30000 <= port <= 32767 or port in RESERVED_PORTS:
         module.fail_json(msg="reachability.ephemeral_port: %d must be a port outside 30000-32767 and not one of "
                              "the other checks' ports" % port)
-    for name in ("probe_timeout", "packet_window"):
+    for name in ("probe_timeout", "packet_window", "packet_interval"):
         if opts[name] <= 0:
             module.fail_json(msg="reachability.%s: must be > 0 (got %s)" % (name, opts[name]))
 
@@ -286,7 +295,8 @@ def run(module):
         out["reachability"] = net.run_probes(
             p["node"], reach_opts["nodes"], reach_opts["control_planes"], reach_opts["run_id"],
             timeout=reach_opts["probe_timeout"], ephemeral_port=reach_opts["ephemeral_port"],
-            typha=reach_opts["typha"], window=reach_opts["packet_window"])
+            typha=reach_opts["typha"], window=reach_opts["packet_window"],
+            interval=reach_opts["packet_interval"], grace=max(0.3, 3 * reach_opts["packet_interval"]))
     if dns_thread is not None:
         # every query is bounded by dns.timeout (twice with a TCP retry), plus thread scheduling
         dns_thread.join(2 * dns_opts["timeout"] + 10)
@@ -310,6 +320,7 @@ def main():
                 ephemeral_port=dict(type="int", default=reach.DEFAULT_EPHEMERAL_PORT),
                 probe_timeout=dict(type="float", default=2.0),
                 packet_window=dict(type="float", default=3.0),
+                packet_interval=dict(type="float", default=0.1),
             )),
             dns=dict(type="dict", options=dict(
                 service_ip=dict(type="str", required=True),

@@ -19,7 +19,7 @@ description:
   - With I(check) and I(result), turns a registered task result (a check module, an action plugin of
     this collection, or M(kubeadm_ec2.cluster.job_wait)) into the check result
     C({status, msg, findings, evidence}) and sets it as C(validate_results[check]), a fact.
-  - With I(plan), merges its keys into the fact C(validate_plan), what every node's
+  - With I(plan) (and no I(stop)), merges its keys into the fact C(validate_plan), what every node's
     M(kubeadm_ec2.cluster.node_probe) task runs. A key replaces the one recorded before, except
     C(analyses) (per check, what the report needs to analyse the nodes' reports) and C(jobs) (per
     background job C({job, timeout, delegate, become}), the registered async start, how long to wait
@@ -43,6 +43,13 @@ options:
   plan:
     description: Keys to merge into C(validate_plan) (C(reachability), C(dns), C(become), C(k8s), C(analyses), C(jobs)).
     type: dict
+  stop:
+    description:
+      - With I(check) and I(plan), why the check cannot run (its inputs are wrong; name the variables to
+        set). When not empty, the check is recorded as failed with this message and the plan is not
+        merged; when empty, the plan is merged. One task plans a check or records why it cannot run.
+    type: str
+    default: ""
 """
 
 EXAMPLES = r"""

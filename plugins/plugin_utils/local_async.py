@@ -14,6 +14,10 @@ which runs ``python -m <the module>`` and writes the usual async job file (``asy
 ``kubeadm_ec2.cluster.job_wait`` read it). Any other task, and every task without ``async``, is left to
 ansible-core's own ``normal`` action, which this one extends.
 
+In validate.yml (``validate_background``) the action also hands the started job to the report: it
+merges ``{job, timeout, delegate, become}`` into the fact ``validate_plan.jobs[JOB_NAME]``, so a start
+is one task.
+
 The module import path comes from the collection paths ansible-core uses, so its imports resolve as
 they do for any collection code on the controller.
 """
@@ -31,8 +35,10 @@ import uuid
 import ansible
 from ansible.plugins.action.normal import ActionModule as NormalAction
 from ansible.utils.collection_loader import AnsibleCollectionConfig
+from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.utils.vars import merge_hash
 
+from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis.checks import merge_plan
 from ansible_collections.kubeadm_ec2.cluster.plugins.plugin_utils.job_runner import write_job
 
 RUNNER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "job_runner.py")
@@ -48,15 +54,27 @@ def import_name(path):
 
 
 class LocalAsyncAction(NormalAction):
+    # the name of this module's job in validate_plan.jobs (None: the job is not handed to validate's report)
+    JOB_NAME = None
 
     def run(self, tmp=None, task_vars=None):
         task_vars = task_vars or {}
         spawn = self._spawnable(task_vars) if self._task.async_val else None
         if not spawn:
-            return super(LocalAsyncAction, self).run(tmp, task_vars)
-        # the checks every action makes (check mode, async support), then the direct start
-        result = super(NormalAction, self).run(tmp, task_vars)
-        return merge_hash(result, self._spawn(task_vars, *spawn))
+            result = super(LocalAsyncAction, self).run(tmp, task_vars)
+        else:
+            # the checks every action makes (check mode, async support), then the direct start
+            result = super(NormalAction, self).run(tmp, task_vars)
+            result = merge_hash(result, self._spawn(task_vars, *spawn))
+        return self._hand_job(result, task_vars)
+
+    def _hand_job(self, result, task_vars):
+        """In validate.yml (validate_background), hand the started job to the report: the fact
+        validate_plan.jobs[JOB_NAME] = {job, timeout, delegate, become}, what the report's wait needs."""
+        if not (self.JOB_NAME and self._task.async_val and boolean(task_vars.get("validate_background"), strict=False)):
+            return result
+        return hand_job(result, task_vars.get("validate_plan"), self.JOB_NAME, self._task.async_val,
+                        self._task.delegate_to, self._play_context.become)
 
     def _spawnable(self, task_vars):
         """(interpreter, python path root, module import name) when this task may run directly, else None."""
@@ -103,3 +121,16 @@ class LocalAsyncAction(NormalAction):
                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                          env=env, cwd=private, start_new_session=True, close_fds=True)
         return {"started": 1, "finished": 0, "ansible_job_id": jid, "results_file": job_file, "changed": False}
+
+
+def hand_job(result, plan, name, limit, delegate_to=None, become=False):
+    """``result`` (a task's start of a background job) with the fact validate_plan: ``plan`` with
+    jobs[name] = {job: the start, timeout: the job's limit + 5 s, delegate, become}, what the
+    report's bounded wait needs."""
+    job = dict((k, v) for k, v in result.items() if k != "ansible_facts")
+    entry = {"job": job, "timeout": int(limit) + 5, "delegate": delegate_to or "localhost", "become": bool(become)}
+    out = dict(result)
+    facts = dict(result.get("ansible_facts") or {})
+    facts["validate_plan"] = merge_plan(plan, {"jobs": {name: entry}})
+    out["ansible_facts"] = facts
+    return out

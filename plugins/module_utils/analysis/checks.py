@@ -85,3 +85,18 @@ def build_report(checks, causes=None):
     else:
         headline = "healthy"
     return {"headline": headline, "root_causes": causes, "checks": dict(checks), "unexplained": unexplained}
+
+
+# the keys of validate_plan that several roles add entries to (one per check)
+MERGED = ("analyses", "jobs")
+
+
+def merge_plan(shared, plan):
+    """validate_plan with ``plan``'s keys: each replaces the one before, except ``analyses`` and ``jobs``,
+    whose entries (one per check, recorded by different roles) are merged."""
+    out = dict(shared or {})
+    for key, value in plan.items():
+        if key in MERGED and isinstance(value, dict):
+            value = dict(out.get(key) or {}, **value)
+        out[key] = value
+    return out

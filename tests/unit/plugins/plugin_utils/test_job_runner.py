@@ -71,3 +71,16 @@ def test_import_name_of_a_collection_module():
     path = os.path.join(root, "ansible_collections", "kubeadm_ec2", "cluster", "plugins", "modules", "sg_audit.py")
     assert import_name(path) == (root, "ansible_collections.kubeadm_ec2.cluster.plugins.modules.sg_audit")
     assert import_name("/usr/lib/python3/dist-packages/ansible/modules/ping.py") is None
+
+
+def test_a_started_job_is_handed_to_the_report():
+    from ansible_collections.kubeadm_ec2.cluster.plugins.plugin_utils.local_async import hand_job
+
+    start = {"started": 1, "finished": 0, "ansible_job_id": "j1.2", "results_file": "/x/j1.2", "changed": False}
+    out = hand_job(start, {"jobs": {"sg_audit": {"timeout": 125}}, "become": True}, "image_arch", 60, "cp1", True)
+    plan = out["ansible_facts"]["validate_plan"]
+    assert plan["become"] is True and plan["jobs"]["sg_audit"] == {"timeout": 125}
+    assert plan["jobs"]["image_arch"] == {"job": start, "timeout": 65, "delegate": "cp1", "become": True}
+    # the task's own result is kept, and the job entry holds no copy of the facts
+    assert out["ansible_job_id"] == "j1.2" and "ansible_facts" not in plan["jobs"]["image_arch"]["job"]
+    assert hand_job(start, None, "dns_pods", 30)["ansible_facts"]["validate_plan"]["jobs"]["dns_pods"]["delegate"] == "localhost"
