@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: contributors to kubeadm_ec2.cluster
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Check the cluster-wide contract in one step (analysis/contract.py) and remember that it was checked."""
+"""Check the cluster-wide contract in one step (analysis/contract.py), remember that it was checked, and warn
+about the old variable names still set (one DEPRECATED line)."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -28,4 +29,8 @@ class ActionModule(ActionBase):
         # the other roles of this run skip the checks (roles/cluster_defaults/tasks/main.yml)
         result.update(changed=False, msg="the cluster-wide contract holds",
                       ansible_facts={"kubeadm_ec2_contract_checked": True})
+        aliases = contract.used_aliases(task_vars or {})
+        if aliases:
+            result["deprecated_names"] = aliases
+            result.setdefault("warnings", []).append(contract.deprecation_line(aliases))
         return result

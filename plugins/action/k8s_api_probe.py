@@ -19,6 +19,7 @@ from ansible.module_utils.six.moves import http_client
 from ansible.module_utils.six.moves.urllib.parse import urlparse
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis.checks import merge_plan
 from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis.findings import finding
 
 try:
@@ -30,7 +31,14 @@ ARGS = dict(
     kubeconfig=dict(type="path"),
     context=dict(type="str"),
     timeout=dict(type="float", default=3.0),
+    record=dict(type="bool", default=False),
 )
+
+
+def controller_reads(server, line):
+    """validate_plan.k8s when the controller reaches the API: the Kubernetes reads run there, as they are."""
+    return {"delegate": "localhost", "kubeconfig": None, "become": False, "usable": True, "server": server,
+            "line": line, "failure": {}}
 
 
 def default_kubeconfig():
@@ -137,6 +145,9 @@ class ActionModule(ActionBase):
         if res["reachable"]:
             result["msg"] = "Kubernetes API %s answers the controller (%s): the Kubernetes reads run on the controller" % (
                 res["server"], res["reason"])
+            if args["record"]:
+                result["ansible_facts"] = {"validate_plan": merge_plan((task_vars or {}).get("validate_plan"), {
+                    "k8s": controller_reads(res["server"], result["msg"])})}
         else:
             where = res["server"] or path
             result["msg"] = "Kubernetes API %s does not answer the controller: %s" % (where, res["reason"])

@@ -33,6 +33,15 @@ options:
     description: Seconds for the whole probe (connect, TLS, answer).
     type: float
     default: 3.0
+  record:
+    description:
+      - When the API answers, also set the fact C(validate_plan.k8s) (merged into C(validate_plan)), which
+        says that the Kubernetes reads of validate run on the controller with the kubeconfig as it is
+        (C(delegate) localhost, no C(kubeconfig) of its own, no C(become), C(usable) true, C(server), C(line),
+        an empty C(failure)).
+      - When it does not answer, nothing is recorded (role C(validate_api) then looks for a fallback).
+    type: bool
+    default: false
 """
 
 EXAMPLES = r"""

@@ -34,6 +34,31 @@ VARIABLES = {
     "kubeconfig": "kubeadm_ec2_kubeconfig",
 }
 
+# the old names still read for one release (roles/cluster_defaults/defaults/main.yml maps each to its
+# kubeadm_ec2_* variable); setting one prints a deprecation line
+ALIASES = (
+    "kubeadm_cluster_name", "kubeadm_control_plane_group", "calico_control_plane_group", "coredns_control_plane_group",
+    "validate_network_control_plane_group", "kubeadm_workers_group", "validate_network_group",
+    "validate_images_nodes_group", "validate_nodes_group", "kubeadm_pod_subnet", "calico_ippool_cidr",
+    "kubeadm_service_subnet", "kubeadm_dns_domain", "coredns_cluster_domain", "calico_encapsulation",
+    "kubeadm_kubeconfig_local_path", "kubeadm_python_venv",
+)
+ALIASES_REMOVED_IN = "0.3.0"
+
+
+def used_aliases(names):
+    """The old names among ``names`` (the variables that are set), sorted."""
+    names = set(names)
+    return sorted(a for a in ALIASES if a in names)
+
+
+def deprecation_line(aliases):
+    """The one line that says which old names are set, or None."""
+    if not aliases:
+        return None
+    return ("DEPRECATED (removed in %s): %s; set the kubeadm_ec2_* variables instead (docs/contract.md)."
+            % (ALIASES_REMOVED_IN, ", ".join(aliases)))
+
 
 def _text(value):
     return "" if value is None else str(value)

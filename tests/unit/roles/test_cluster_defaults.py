@@ -6,6 +6,7 @@ import re
 import pytest
 import yaml
 
+from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis import contract as contract_lib
 from tests.unit.roles._render import CONTRACT_TASK, ROLES, ROOT, contract_problem, load_yaml, role_vars, task_by_name
 
 CONTRACT = {
@@ -77,10 +78,9 @@ def test_old_names_are_aliases_for_one_release_and_are_reported(old, value, cont
     assert v[contract] == value
     # the new name wins over the old one
     assert role_vars("cluster_defaults", {}, {old: value, contract: CONTRACT[contract]})[contract] == CONTRACT[contract]
-    warn = task_by_name("cluster_defaults", "checks.yml", "Warn about deprecated variable names")
-    for key, val in warn["vars"].items():
-        v[key] = val
-    assert v["cluster_defaults_used_aliases"] == [old]
+    # the contract step names the old variable that is set, and only that one
+    assert contract_lib.used_aliases(v.raw) == [old]
+    assert old in contract_lib.deprecation_line(contract_lib.used_aliases(v.raw))
     assert role_vars("cluster_defaults", {}, {})["kubeadm_ec2_cluster_name"] == "kubeadm-ec2"
 
 

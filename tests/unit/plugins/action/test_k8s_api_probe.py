@@ -87,3 +87,11 @@ def test_bad_kubeconfig_names_the_problem(tmp_path, text, expected):
     path.write_text(text)
     with pytest.raises(ValueError, match=expected):
         p.load(str(path))
+
+
+def test_an_answering_api_plans_the_reads_on_the_controller():
+    # the keys role validate_api's fallback records too (validate_plan.k8s), with the reads left as they are
+    k8s = p.controller_reads("https://10.0.0.10:6443", "Kubernetes API https://10.0.0.10:6443 answers the controller")
+    assert k8s == {"delegate": "localhost", "kubeconfig": None, "become": False, "usable": True,
+                   "server": "https://10.0.0.10:6443", "line": "Kubernetes API https://10.0.0.10:6443 answers the controller",
+                   "failure": {}}
