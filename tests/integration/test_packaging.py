@@ -120,7 +120,7 @@ C = "kubeadm_ec2.cluster."
     # provisioning imports its roles (listed with their FQCN); the install includes node_prep, kubeadm, calico
     # and coredns at run time (a role that cannot run without the package repository is skipped whole), so
     # its tasks are listed by their include names
-    ("site", [C + "cluster_defaults : Check the cluster-wide contract (once per run)", C + "ec2_network : ",
+    ("site", [C + "cluster_defaults : Check the cluster-wide contract (stops naming the variable to fix)", C + "ec2_network : ",
               C + "ec2_nodes : ", "Prepare the nodes (swap, kernel, containerd, time sync)",
               "Install the Kubernetes packages, bootstrap with kubeadm", "Install Calico", "Configure CoreDNS",
               "play #5"]),
