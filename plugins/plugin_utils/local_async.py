@@ -130,6 +130,12 @@ def hand_job(result, plan, name, limit, delegate_to=None, become=False):
     job = dict((k, v) for k, v in result.items() if k != "ansible_facts")
     entry = {"job": job, "timeout": int(limit) + 5, "delegate": delegate_to or "localhost", "become": bool(become)}
     out = dict(result)
+    if result.get("failed"):
+        # ansible-core keeps no fact of a failed task: a start that failed is handed over as a finished job
+        # (the report shows it as the check's failure, with its message), and the task itself succeeds
+        out = {"changed": False, "start_failed": True,
+               "msg": "%s could not start: %s" % (name, result.get("msg") or "no message"),
+               "warnings": ["%s could not start; the report gives its failure as the check's result" % name]}
     facts = dict(result.get("ansible_facts") or {})
     facts["validate_plan"] = merge_plan(plan, {"jobs": {name: entry}})
     out["ansible_facts"] = facts

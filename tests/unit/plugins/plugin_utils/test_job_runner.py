@@ -84,3 +84,18 @@ def test_a_started_job_is_handed_to_the_report():
     # the task's own result is kept, and the job entry holds no copy of the facts
     assert out["ansible_job_id"] == "j1.2" and "ansible_facts" not in plan["jobs"]["image_arch"]["job"]
     assert hand_job(start, None, "dns_pods", 30)["ansible_facts"]["validate_plan"]["jobs"]["dns_pods"]["delegate"] == "localhost"
+
+
+def test_a_start_that_failed_is_handed_over_as_a_finished_failure():
+    from ansible_collections.kubeadm_ec2.cluster.plugins.action.validate_record import normalise
+    from ansible_collections.kubeadm_ec2.cluster.plugins.plugin_utils.local_async import hand_job
+
+    failed = {"failed": True, "msg": "async_wrapper: no python on cp1"}
+    out = hand_job(failed, {}, "image_arch", 60, "cp1", True)
+    # the task succeeds (ansible-core would drop the facts of a failed one) and says why
+    assert "failed" not in out and out["start_failed"] is True and "no python on cp1" in out["msg"]
+    job = out["ansible_facts"]["validate_plan"]["jobs"]["image_arch"]["job"]
+    assert job == failed
+    # what the report makes of it: the check failed, with the start's message
+    check = normalise(dict(job, job_failed=True))
+    assert check["status"] == "failed" and check["msg"] == "async_wrapper: no python on cp1"
