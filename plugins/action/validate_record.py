@@ -43,19 +43,19 @@ def record(args, task_vars):
     plan is not merged; ``plan`` (and no stop): merged into validate_plan; ``check`` with ``result``:
     the check's result recorded in validate_results."""
     task_vars = task_vars or {}
-    if args.get("stop") or args.get("plan") is None:
-        if not args.get("check"):
-            raise AnsibleActionFail("validate_record: give check (with result or stop), or plan")
-        if args.get("stop"):
-            check = normalise({"failed": True, "msg": args["stop"]})
-        else:
-            check = normalise(args.get("result"), args.get("timeout"))
-        shared = dict(task_vars.get("validate_results") or {})
-        shared[args["check"]] = check
-        return {"validate_results": shared}, check
-    if args.get("check") and args.get("result") is not None:
-        raise AnsibleActionFail("validate_record: give either check with result or plan")
-    return {"validate_plan": merge_plan(task_vars.get("validate_plan"), args["plan"])}, None
+    if args.get("plan") is not None and not args.get("stop"):
+        if args.get("check") and args.get("result") is not None:
+            raise AnsibleActionFail("validate_record: give either check with result or plan")
+        return {"validate_plan": merge_plan(task_vars.get("validate_plan"), args["plan"])}, None
+    if not args.get("check"):
+        raise AnsibleActionFail("validate_record: give check (with result or stop), or plan")
+    if args.get("stop"):
+        check = normalise({"failed": True, "msg": args["stop"]})
+    else:
+        check = normalise(args.get("result"), args.get("timeout"))
+    shared = dict(task_vars.get("validate_results") or {})
+    shared[args["check"]] = check
+    return {"validate_results": shared}, check
 
 
 class ActionModule(ActionBase):

@@ -8,8 +8,8 @@
 Started by plugins/plugin_utils/local_async.py, detached from the worker that started it, after that
 action wrote the job file of a running job (``{"started": 1, "finished": 0, ...}``, as ansible-core's
 async_wrapper does, so ``async_status`` and ``kubeadm_ec2.cluster.job_wait`` read it). When the module
-exits, the runner replaces that file with the module's JSON result. A module that outlives TIME_LIMIT is killed with its process group and
-the job ends as a failure that says so. The private directory holding ARGS_FILE is removed once the
+exits, the runner replaces that file with the module's JSON result. A module that outlives TIME_LIMIT
+is killed with its process group and the job ends as a failure that says so. The private directory holding ARGS_FILE is removed once the
 module has exited. Standard library only: this file is run, and the action imports write_job.
 """
 

@@ -4,7 +4,7 @@ real defaults and vars."""
 
 import pytest
 
-from tests.unit.roles._render import expr, role_vars, task_by_name
+from tests.unit.roles._render import assert_holds, expr, role_vars, task_by_name
 
 NODES = {"node1": "10.0.0.11", "node2": "10.0.0.12", "node3": "10.0.0.13"}
 REACH = "Plan the node-to-node probes (run id, nodes, ports, windows) or record why the matrix cannot run"
@@ -76,3 +76,10 @@ def test_dns_endpoints_given_by_hand_need_no_cluster_reads():
     out = args("validate_dns", "validate_plan.yml", DNS,
                dns(validate_dns_cluster_state=False, validate_dns_endpoints=[{"ip": "192.168.2.7", "node": "node2"}]))
     assert out["stop"] == "" and out["plan"]["dns"]["endpoints"] == [{"ip": "192.168.2.7", "node": "node2"}]
+
+
+def test_the_role_on_its_own_stops_with_the_same_message():
+    task = task_by_name("validate_dns", "main.yml", "Stop if no path of the DNS check is enabled")
+    off = dns(validate_dns_cluster_state=False, validate_dns_host_path=False, validate_dns_pod_probe=False)
+    assert not assert_holds(task, off) and assert_holds(task, dns())
+    assert expr(task["ansible.builtin.assert"]["fail_msg"], off) == args("validate_dns", "validate_plan.yml", DNS, off)["stop"]
