@@ -148,6 +148,14 @@ options:
       - Fail the task when error findings exist. With V(false) the findings are only returned.
     type: bool
     default: true
+  stop:
+    description:
+      - Why the check cannot run, known before it starts. A message, or a check result with C(msg) and
+        C(findings) (for example the C(API_UNREACHABLE) of a Kubernetes API that does not answer).
+      - When set, nothing is checked and the task fails with it. Started in the background by playbook
+        C(kubeadm_ec2.cluster.validate), the action starts nothing and hands it to the report as the
+        check's result.
+    type: raw
 notes:
   - Supports check mode; the module is read-only and never reports a change.
   - Registry requests go to the registry's v2 API; C(docker.io) is served by C(registry-1.docker.io) and
@@ -272,6 +280,7 @@ import traceback
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis.arch import normalize_arch
+from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis.checks import stop_result
 from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis.findings import (
     errors,
     summary_message,
@@ -321,6 +330,8 @@ def load_manifests(module, paths):
 
 def run(module):
     p = module.params
+    if p["stop"]:
+        module.fail_json(**stop_result(p["stop"]))
     nodes_by_arch = {}
     try:
         for arch in p["node_arches"]:
@@ -418,6 +429,7 @@ def main():
             timeout=dict(type="float", default=10),
             max_workers=dict(type="int", default=8),
             fail_on_findings=dict(type="bool", default=True),
+            stop=dict(type="raw"),
         ),
         supports_check_mode=True,
     )

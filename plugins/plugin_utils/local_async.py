@@ -9,14 +9,18 @@ run), copying it and the async_wrapper payload into a temporary directory and ru
 which forks the module off: about 0.8 s of the controller's time per task on the 2-core benchmark
 machine, spent before the next task may start. When the task runs on the controller itself (local
 connection, no become, an interpreter path, no ``environment``), this action instead writes the
-module's arguments into a private directory and starts plugins/plugin_utils/job_runner.py detached,
-which runs ``python -m <the module>`` and writes the usual async job file (``async_status`` and
-``kubeadm_ec2.cluster.job_wait`` read it). Any other task, and every task without ``async``, is left to
-ansible-core's own ``normal`` action, which this one extends.
+module's arguments into a private directory and hands the job to the run's job host
+(plugins/plugin_utils/job_host.py, started by the first such task of the ansible-playbook process),
+which forks the module from a process that already holds the imports of the earlier jobs and writes
+the usual async job file (``async_status`` and ``kubeadm_ec2.cluster.job_wait`` read it). When no host
+can take the job, plugins/plugin_utils/job_runner.py runs it detached (``python -m <the module>``,
+the same job file). Any other task, and every task without ``async``, is left to ansible-core's own
+``normal`` action, which this one extends.
 
 In validate.yml (``validate_background``) the action also hands the started job to the report: it
 merges ``{job, timeout, delegate, become}`` into the fact ``validate_plan.jobs[JOB_NAME]``, so a start
-is one task.
+is one task. A module option ``stop`` (a reason the check cannot run, known before it starts) starts
+nothing: the task fails with it, or in validate.yml hands it to the report as the check's result.
 
 The module import path comes from the collection paths ansible-core uses, so its imports resolve as
 they do for any collection code on the controller.
@@ -26,6 +30,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import hashlib
 import json
 import os
 import subprocess
@@ -38,10 +43,12 @@ from ansible.utils.collection_loader import AnsibleCollectionConfig
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.utils.vars import merge_hash
 
-from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis.checks import merge_plan
+from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis.checks import merge_plan, stop_result
+from ansible_collections.kubeadm_ec2.cluster.plugins.plugin_utils import job_host
 from ansible_collections.kubeadm_ec2.cluster.plugins.plugin_utils.job_runner import write_job
 
 RUNNER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "job_runner.py")
+HOST = os.path.join(os.path.dirname(os.path.abspath(__file__)), "job_host.py")
 
 
 def import_name(path):
@@ -59,6 +66,9 @@ class LocalAsyncAction(NormalAction):
 
     def run(self, tmp=None, task_vars=None):
         task_vars = task_vars or {}
+        if self._task.args.get("stop"):
+            # the check cannot run (its module's option ``stop``): nothing starts, the reason is the result
+            return self._hand_job(dict(stop_result(self._task.args["stop"]), changed=False), task_vars, stopped=True)
         spawn = self._spawnable(task_vars) if self._task.async_val else None
         if not spawn:
             result = super(LocalAsyncAction, self).run(tmp, task_vars)
@@ -68,13 +78,13 @@ class LocalAsyncAction(NormalAction):
             result = merge_hash(result, self._spawn(task_vars, *spawn))
         return self._hand_job(result, task_vars)
 
-    def _hand_job(self, result, task_vars):
+    def _hand_job(self, result, task_vars, stopped=False):
         """In validate.yml (validate_background), hand the started job to the report: the fact
         validate_plan.jobs[JOB_NAME] = {job, timeout, delegate, become}, what the report's wait needs."""
         if not (self.JOB_NAME and self._task.async_val and boolean(task_vars.get("validate_background"), strict=False)):
             return result
         return hand_job(result, task_vars.get("validate_plan"), self.JOB_NAME, self._task.async_val,
-                        self._task.delegate_to, self._play_context.become)
+                        self._task.delegate_to, self._play_context.become, stopped=stopped)
 
     def _spawnable(self, task_vars):
         """(interpreter, python path root, module import name) when this task may run directly, else None."""
@@ -116,17 +126,55 @@ class LocalAsyncAction(NormalAction):
         # the job file exists before this task returns: a wait that starts at once finds it, and a runner
         # that never starts leaves a job that does not finish (the wait's bound ends it)
         write_job(job_file, {"started": 1, "finished": 0, "ansible_job_id": jid})
-        subprocess.Popen([interpreter, RUNNER, job_file, str(self._task.async_val), args_file, "--",
-                          interpreter, "-m", module, args_file],
-                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                         env=env, cwd=private, start_new_session=True, close_fds=True)
+        start_job(async_dir, env, interpreter, jid, job_file, self._task.async_val, args_file, module)
         return {"started": 1, "finished": 0, "ansible_job_id": jid, "results_file": job_file, "changed": False}
 
 
-def hand_job(result, plan, name, limit, delegate_to=None, become=False):
+def detach(cmd, env, cwd):
+    subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                     env=env, cwd=cwd, start_new_session=True, close_fds=True)
+
+
+def host_dir_of(async_dir, owner, interpreter, env):
+    """The directory of the job host of ``owner`` (an ansible-playbook process) for this interpreter and path."""
+    key = hashlib.sha1(("%s\0%s" % (interpreter, env.get("PYTHONPATH", ""))).encode("utf-8")).hexdigest()[:12]
+    return os.path.join(async_dir, ".kubeadm-ec2-host-%d-%s" % (owner, key))
+
+
+def to_host(async_dir, env, interpreter, jid, job_file, limit, args_file, module, owner=None):
+    """Hand the job to this run's job host (job_host.py), starting the host when there is none yet; False
+    when that cannot be done (the caller runs the job with job_runner.py). One host per ansible-playbook
+    process (``owner``, the worker's parent), interpreter and module path."""
+    owner = owner or os.getppid()
+    host_dir = host_dir_of(async_dir, owner, interpreter, env)
+    try:
+        try:
+            os.mkdir(host_dir, 0o700)
+            new = True
+        except FileExistsError:
+            new = False
+            if not job_host.host_usable(host_dir):
+                return False
+        job_host.request(host_dir, jid, job_file, limit, args_file, module)
+        if new:
+            detach([interpreter, HOST, host_dir, str(owner)], env, host_dir)
+    except OSError:
+        return False
+    return True
+
+
+def start_job(async_dir, env, interpreter, jid, job_file, limit, args_file, module, owner=None):
+    """Run the job through the run's job host, else detached through job_runner.py (``python -m``)."""
+    if not to_host(async_dir, env, interpreter, jid, job_file, limit, args_file, module, owner=owner):
+        detach([interpreter, RUNNER, job_file, str(limit), args_file, "--", interpreter, "-m", module, args_file],
+               env, os.path.dirname(args_file))
+
+
+def hand_job(result, plan, name, limit, delegate_to=None, become=False, stopped=False):
     """``result`` (a task's start of a background job) with the fact validate_plan: ``plan`` with
     jobs[name] = {job: the start, timeout: the job's limit + 5 s, delegate, become}, what the
-    report's bounded wait needs."""
+    report's bounded wait needs. ``stopped``: the check could not run for a reason known before the start
+    (its ``stop``), which the report gives as its result; the task says why, without a warning."""
     job = dict((k, v) for k, v in result.items() if k != "ansible_facts")
     entry = {"job": job, "timeout": int(limit) + 5, "delegate": delegate_to or "localhost", "become": bool(become)}
     out = dict(result)
@@ -134,8 +182,9 @@ def hand_job(result, plan, name, limit, delegate_to=None, become=False):
         # ansible-core keeps no fact of a failed task: a start that failed is handed over as a finished job
         # (the report shows it as the check's failure, with its message), and the task itself succeeds
         out = {"changed": False, "start_failed": True,
-               "msg": "%s could not start: %s" % (name, result.get("msg") or "no message"),
-               "warnings": ["%s could not start; the report gives its failure as the check's result" % name]}
+               "msg": "%s could not start: %s" % (name, result.get("msg") or "no message")}
+        if not stopped:
+            out["warnings"] = ["%s could not start; the report gives its failure as the check's result" % name]
     facts = dict(result.get("ansible_facts") or {})
     facts["validate_plan"] = merge_plan(plan, {"jobs": {name: entry}})
     out["ansible_facts"] = facts

@@ -100,3 +100,12 @@ def merge_plan(shared, plan):
             value = dict(out.get(key) or {}, **value)
         out[key] = value
     return out
+
+
+def stop_result(stop):
+    """The failed task result of a check that cannot run, from its ``stop`` option: a message, or a check
+    result (``msg`` and ``findings``, e.g. validate_plan.k8s.failure)."""
+    if isinstance(stop, dict):
+        return {"failed": True, "msg": str(stop.get("msg") or "the check cannot run"),
+                "findings": list(stop.get("findings") or [])}
+    return {"failed": True, "msg": str(stop), "findings": []}

@@ -7,6 +7,8 @@ import os
 import sys
 import time
 
+import pytest
+
 from ansible_collections.kubeadm_ec2.cluster.plugins.plugin_utils import job_runner
 from ansible_collections.kubeadm_ec2.cluster.plugins.plugin_utils.local_async import import_name
 
@@ -99,3 +101,25 @@ def test_a_start_that_failed_is_handed_over_as_a_finished_failure():
     # what the report makes of it: the check failed, with the start's message
     check = normalise(dict(job, job_failed=True))
     assert check["status"] == "failed" and check["msg"] == "async_wrapper: no python on cp1"
+
+
+@pytest.mark.parametrize("stop, msg, ids", [
+    ("Stop: set validate_images_images", "Stop: set validate_images_images", []),
+    ({"failed": True, "msg": "Kubernetes API https://cp:6443 does not answer", "findings": [{"id": "API_UNREACHABLE"}]},
+     "Kubernetes API https://cp:6443 does not answer", ["API_UNREACHABLE"]),
+])
+def test_a_stopped_check_is_handed_over_with_its_reason_and_findings(stop, msg, ids):
+    from ansible_collections.kubeadm_ec2.cluster.plugins.action.validate_record import normalise
+    from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis.checks import stop_result
+    from ansible_collections.kubeadm_ec2.cluster.plugins.plugin_utils.local_async import hand_job
+
+    result = stop_result(stop)
+    assert result["failed"] is True and result["msg"] == msg
+    out = hand_job(result, {}, "image_arch", 60, stopped=True)
+    # a reason known before the start is no surprise: no warning, the task says why
+    assert "warnings" not in out and out["start_failed"] is True and msg in out["msg"]
+    check = normalise(dict(out["ansible_facts"]["validate_plan"]["jobs"]["image_arch"]["job"], job_failed=True))
+    assert check["status"] == "failed" and check["msg"] == msg
+    assert [f["id"] for f in check["findings"]] == ids
+    # a start that failed unexpectedly still warns
+    assert hand_job(result, {}, "image_arch", 60)["warnings"]
