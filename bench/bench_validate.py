@@ -9,10 +9,13 @@ lab and the same run:
                same connection settings and forks: the floor any Ansible run over these hosts pays;
 * rounds       validate_s / one_round_s (targets: <= 2.5 healthy, <= 3.5 seed; 50 nodes under 30 s).
 
+Each row takes R validate runs (--repeat, default 3), each after a ping round, and a last ping round:
+validate_s is the median run (every run is in validate_runs), one_round_s the fastest ping round.
+
 The machine is shared: the 1-minute load average is recorded with each row, compare ratios.
 
 Usage (root): .venv/bin/python bench/bench_validate.py [N ...] [--healthy-only|--seed-only]
-              [--forks F] [--out FILE]
+              [--forks F] [--repeat R] [--out FILE]
 Default sizes 3 10 50 100; forks default max(20, N) (see docs/validate.md: every node must run the
 node task at the same time). Writes bench/results/validate.json (a list of rows).
 """
@@ -31,18 +34,27 @@ from tests.lab.netlab import HEALTHY_SG, SEED_SG  # noqa: E402
 from tests.lab.validatelab import ValidateLab  # noqa: E402
 
 
-def one(n, label, forks):
+def one(n, label, forks, repeat=1):
+    """One row: ``repeat`` validate runs, each after a ping round, and a last ping round, in one lab; validate_s is
+    the median of the runs (all of them in validate_runs), one_round_s the fastest ping round."""
     sg = HEALTHY_SG if label == "healthy" else SEED_SG
+    walls, pings, seen = [], [], []
     with ValidateLab(nodes=n, sg=sg, control_planes=min(3, n)) as vlab:
         load_before = os.getloadavg()[0]
-        ping = vlab.ping_round(forks=forks)
-        rc, report, wall, text = vlab.validate(forks=forks)
-        ping2 = vlab.ping_round(forks=forks)
-    one_round = min(ping, ping2)
-    checks = (report or {}).get("checks", report or {})
-    statuses = {k: v.get("status") for k, v in checks.items() if isinstance(v, dict)}
+        for _ in range(max(1, repeat)):
+            pings.append(vlab.ping_round(forks=forks))
+            rc, report, wall, text = vlab.validate(forks=forks)
+            walls.append(wall)
+            checks = (report or {}).get("checks", report or {})
+            seen.append({k: v.get("status") for k, v in checks.items() if isinstance(v, dict)})
+        pings.append(vlab.ping_round(forks=forks))
+    wall = sorted(walls)[len(walls) // 2]
+    one_round = min(pings)
+    statuses = seen[-1]
     row = {"nodes": n, "sg": label, "validate_s": round(wall, 2), "one_round_s": round(one_round, 2),
            "rounds": round(wall / one_round, 2), "rc": rc, "forks": forks, "statuses": statuses,
+           "validate_runs": [round(w, 2) for w in walls], "one_round_runs": [round(p, 2) for p in pings],
+           "statuses_agree": all(st == statuses for st in seen),
            "load_1m_before": round(load_before, 2), "load_1m_after": round(os.getloadavg()[0], 2),
            "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     if report is None:
@@ -56,6 +68,7 @@ def main(argv=None):
     parser.add_argument("--healthy-only", action="store_true")
     parser.add_argument("--seed-only", action="store_true")
     parser.add_argument("--forks", type=int, default=0, help="default: max(20, N)")
+    parser.add_argument("--repeat", type=int, default=3, help="validate runs per row, the median is reported (default 3)")
     parser.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "validate.json"))
     opts = parser.parse_args(argv)
     if os.geteuid() != 0:
@@ -66,7 +79,7 @@ def main(argv=None):
     print("%6s %8s %11s %12s %7s %4s %6s" % ("nodes", "sg", "validate_s", "one_round_s", "rounds", "rc", "load"))
     for n in opts.sizes:
         for label in labels:
-            row = one(n, label, opts.forks or max(20, n))
+            row = one(n, label, opts.forks or max(20, n), opts.repeat)
             rows.append(row)
             print("%6d %8s %11.2f %12.2f %7.2f %4d %6.2f  %s" % (
                 n, label, row["validate_s"], row["one_round_s"], row["rounds"], row["rc"], row["load_1m_after"],
