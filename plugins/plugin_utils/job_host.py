@@ -24,13 +24,15 @@ time limit (its process group is killed).
 The host ends when no job runs and its owner (the ansible-playbook process) is gone or no request came for
 ``IDLE`` s. It first renames HOST_DIR away, so that a later action finds no host and starts a new one (or
 falls back to job_runner.py), and serves any request that reached the old directory before the rename.
-Standard library only.
+A host that was killed leaves its directory; the action that starts the next host removes such directories
+(``sweep``: their owner and their host are gone). Standard library only.
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import atexit
 import importlib
 import json
 import os
@@ -76,6 +78,30 @@ def request(host_dir, jid, job_file, time_limit, args_file, module):
     os.rename(tmp, os.path.join(host_dir, jid + REQUEST))
 
 
+def sweep(async_dir, prefix):
+    """Remove the directories ``prefix<owner>-*`` of hosts that were killed (their owner and host are both gone)
+    and of hosts that never started; a host that ends removes its own."""
+    try:
+        names = [n for n in os.listdir(async_dir) if n.startswith(prefix)]
+    except OSError:
+        return []
+    swept = []
+    for name in names:
+        path = os.path.join(async_dir, name)
+        owner = name[len(prefix):].split("-", 1)[0]
+        if alive(owner) if owner.isdigit() else True:
+            continue
+        try:
+            with open(os.path.join(path, PID_FILE)) as fh:
+                if alive(fh.read().strip()):
+                    continue
+        except (IOError, OSError):
+            pass
+        shutil.rmtree(path, ignore_errors=True)
+        swept.append(name)
+    return swept
+
+
 def host_usable(host_dir, started_within=5.0):
     """Whether ``host_dir`` has a live host, or one that is starting (no pid file yet, made just now)."""
     try:
@@ -111,6 +137,11 @@ def _run_module(module, args_file, out_w, err_w):
         except BaseException:  # pylint: disable=broad-except
             traceback.print_exc()
     finally:
+        # what the interpreter runs when a module's process exits (AnsibleModule removes its tmpdir there)
+        try:
+            atexit._run_exitfuncs()  # pylint: disable=protected-access
+        except Exception:  # pylint: disable=broad-except
+            pass
         for stream in (sys.stdout, sys.stderr):
             try:
                 stream.flush()

@@ -49,6 +49,7 @@ from ansible_collections.kubeadm_ec2.cluster.plugins.plugin_utils.job_runner imp
 
 RUNNER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "job_runner.py")
 HOST = os.path.join(os.path.dirname(os.path.abspath(__file__)), "job_host.py")
+HOST_PREFIX = ".kubeadm-ec2-host-"
 
 
 def import_name(path):
@@ -138,7 +139,7 @@ def detach(cmd, env, cwd):
 def host_dir_of(async_dir, owner, interpreter, env):
     """The directory of the job host of ``owner`` (an ansible-playbook process) for this interpreter and path."""
     key = hashlib.sha1(("%s\0%s" % (interpreter, env.get("PYTHONPATH", ""))).encode("utf-8")).hexdigest()[:12]
-    return os.path.join(async_dir, ".kubeadm-ec2-host-%d-%s" % (owner, key))
+    return os.path.join(async_dir, "%s%d-%s" % (HOST_PREFIX, owner, key))
 
 
 def to_host(async_dir, env, interpreter, jid, job_file, limit, args_file, module, owner=None):
@@ -158,6 +159,7 @@ def to_host(async_dir, env, interpreter, jid, job_file, limit, args_file, module
         job_host.request(host_dir, jid, job_file, limit, args_file, module)
         if new:
             detach([interpreter, HOST, host_dir, str(owner)], env, host_dir)
+            job_host.sweep(async_dir, HOST_PREFIX)  # what hosts that were killed left behind
     except OSError:
         return False
     return True

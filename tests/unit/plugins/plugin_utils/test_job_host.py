@@ -11,14 +11,16 @@ import time
 import pytest
 
 from ansible_collections.kubeadm_ec2.cluster.plugins.plugin_utils import job_host
-from ansible_collections.kubeadm_ec2.cluster.plugins.plugin_utils.local_async import HOST, host_dir_of, start_job, to_host
+from ansible_collections.kubeadm_ec2.cluster.plugins.plugin_utils.local_async import HOST, HOST_PREFIX, host_dir_of, start_job, to_host
 
 MODULE = '''
-import json, os, sys, time
+import atexit, json, os, sys, time
 STARTED = os.getpid()
 def main():
     with open(sys.argv[1]) as fh:
         args = json.load(fh)["ANSIBLE_MODULE_ARGS"]
+    if args.get("at_exit"):
+        atexit.register(lambda: open(args["at_exit"], "w").write("ran"))
     if args.get("child"):
         child = os.fork()
         if child == 0:
@@ -102,6 +104,14 @@ def test_one_host_runs_every_job_of_its_owner_and_ends_with_it(lab):
     assert hosts(lab["async"]) == []
 
 
+def test_a_module_exits_as_a_process_of_its_own_would(lab):
+    # its exit handlers run (AnsibleModule removes its temporary directory in one), its result stays
+    marker = str(lab["tmp"] / "at_exit")
+    job_file, _private = lab["submit"](echo="x", at_exit=marker)
+    assert wait_for(lambda: read_job(job_file))["echo"] == "x"
+    assert open(marker).read() == "ran"
+
+
 def test_a_module_past_its_limit_is_killed_with_its_children(lab):
     child_file = str(lab["tmp"] / "child.pid")
     job_file, _private = lab["submit"](sleep=30, limit=0.5, child=child_file)
@@ -151,6 +161,24 @@ def test_a_host_that_is_gone_is_not_used(tmp_path):
     # a host that closed (its directory renamed away) takes no request
     with pytest.raises(OSError):
         job_host.request(str(tmp_path / "gone"), "j2.1", "x", 1, "y", "hostmod")
+
+
+def test_what_a_killed_host_left_is_swept_and_nothing_else(tmp_path):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    live = os.getpid()
+    for name, pid in (("%s%d-aaa" % (HOST_PREFIX, dead.pid), dead.pid),     # owner and host gone: swept
+                      ("%s%d-bbb" % (HOST_PREFIX, dead.pid), None),         # never started, owner gone: swept
+                      ("%s%d-ccc" % (HOST_PREFIX, dead.pid), live),         # owner gone, host still ends its jobs
+                      ("%s%d-ddd" % (HOST_PREFIX, live), dead.pid)):        # owner alive
+        (tmp_path / name).mkdir()
+        if pid:
+            (tmp_path / name / job_host.PID_FILE).write_text(str(pid))
+    (tmp_path / "j1.2").write_text("{}")                                   # a job file: not a host's
+    swept = job_host.sweep(str(tmp_path), HOST_PREFIX)
+    assert sorted(swept) == ["%s%d-aaa" % (HOST_PREFIX, dead.pid), "%s%d-bbb" % (HOST_PREFIX, dead.pid)]
+    assert sorted(os.listdir(str(tmp_path))) == sorted(["%s%d-ccc" % (HOST_PREFIX, dead.pid),
+                                                        "%s%d-ddd" % (HOST_PREFIX, live), "j1.2"])
 
 
 def test_usage():
