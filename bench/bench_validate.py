@@ -41,7 +41,7 @@ def one(n, label, forks, repeat=1):
     walls, pings, seen = [], [], []
     with ValidateLab(nodes=n, sg=sg, control_planes=min(3, n)) as vlab:
         load_before = os.getloadavg()[0]
-        for _ in range(max(1, repeat)):
+        for _run in range(max(1, repeat)):
             pings.append(vlab.ping_round(forks=forks))
             rc, report, wall, text = vlab.validate(forks=forks)
             walls.append(wall)
