@@ -152,7 +152,8 @@ options:
     description:
       - Why the check cannot run, known before it starts. A message, or a check result with C(msg) and
         C(findings) (for example the C(API_UNREACHABLE) of a Kubernetes API that does not answer).
-      - When set, nothing is checked and the task fails with it. Started in the background by playbook
+      - When set, nothing is checked and the task fails with it (the action plugin of this module does
+        this, before the module would start). Started in the background by playbook
         C(kubeadm_ec2.cluster.validate), the action starts nothing and hands it to the report as the
         check's result.
     type: raw
@@ -280,7 +281,6 @@ import traceback
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis.arch import normalize_arch
-from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis.checks import stop_result
 from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis.findings import (
     errors,
     summary_message,
@@ -330,8 +330,6 @@ def load_manifests(module, paths):
 
 def run(module):
     p = module.params
-    if p["stop"]:
-        module.fail_json(**stop_result(p["stop"]))
     nodes_by_arch = {}
     try:
         for arch in p["node_arches"]:

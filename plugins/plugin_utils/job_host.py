@@ -16,9 +16,9 @@ How: plugins/plugin_utils/local_async.py (the action) makes HOST_DIR (``mkdir``:
 process, interpreter and module path, in the 0700 async directory), writes one request file per job
 (``<jid>.req``: job file, time limit, arguments file, module) and starts this host when it made the
 directory. The host polls HOST_DIR every ``POLL`` s. For a request it imports the module (so its imports
-stay loaded for the next jobs) and forks a runner, which forks the module itself (``runpy``, the module run
-as ``__main__`` with the arguments file, as ``python -m`` does) and writes the job file exactly as
-job_runner.py does: the module's JSON result, or a failure when the module printed none or outlived its
+stay loaded for the next jobs) and forks a runner, which forks the module's own process (it calls the
+module's ``main()`` with the arguments file, what ``python -m`` runs; ``runpy`` for a module without one)
+and writes the job file with job_runner.py's helpers: the module's JSON result, or a failure when the module printed none or outlived its
 time limit (its process group is killed).
 
 The host ends when no job runs and its owner (the ansible-playbook process) is gone or no request came for
@@ -39,15 +39,15 @@ import os
 import runpy
 import select
 import shutil
-import signal
 import sys
 import time
 import traceback
 
 try:
-    from job_runner import result_of, write_job  # run as a script: this directory is on sys.path
+    from job_runner import finish, killed, not_started, result_of  # run as a script: this directory is on sys.path
 except ImportError:  # imported from the collection (the action, the tests)
-    from ansible_collections.kubeadm_ec2.cluster.plugins.plugin_utils.job_runner import result_of, write_job
+    from ansible_collections.kubeadm_ec2.cluster.plugins.plugin_utils.job_runner import (
+        finish, killed, not_started, result_of)
 
 POLL = 0.02
 IDLE = 30.0
@@ -89,29 +89,32 @@ def sweep(async_dir, prefix):
     for name in names:
         path = os.path.join(async_dir, name)
         owner = name[len(prefix):].split("-", 1)[0]
-        if alive(owner) if owner.isdigit() else True:
+        pid = host_pid(path)
+        if (alive(owner) if owner.isdigit() else True) or (pid is not None and alive(pid)):
             continue
-        try:
-            with open(os.path.join(path, PID_FILE)) as fh:
-                if alive(fh.read().strip()):
-                    continue
-        except (IOError, OSError):
-            pass
         shutil.rmtree(path, ignore_errors=True)
         swept.append(name)
     return swept
 
 
-def host_usable(host_dir, started_within=5.0):
-    """Whether ``host_dir`` has a live host, or one that is starting (no pid file yet, made just now)."""
+def host_pid(host_dir):
+    """The pid the host of ``host_dir`` wrote, or None (not started yet, or the directory is gone)."""
     try:
         with open(os.path.join(host_dir, PID_FILE)) as fh:
-            return alive(fh.read().strip())
+            return fh.read().strip()
     except (IOError, OSError):
-        try:
-            return time.time() - os.stat(host_dir).st_mtime < started_within
-        except OSError:
-            return False
+        return None
+
+
+def host_usable(host_dir, started_within=5.0):
+    """Whether ``host_dir`` has a live host, or one that is starting (no pid file yet, made just now)."""
+    pid = host_pid(host_dir)
+    if pid is not None:
+        return alive(pid)
+    try:
+        return time.time() - os.stat(host_dir).st_mtime < started_within
+    except OSError:
+        return False
 
 
 def _run_module(module, args_file, out_w, err_w):
@@ -184,23 +187,17 @@ def run_job(req):
         os.close(err_w)
         data, done = _read_until([out_r, err_r], time.monotonic() + limit)
         if not done:
-            try:
-                os.killpg(pid, signal.SIGKILL)
-            except OSError:
-                pass
-            result = {"failed": True, "msg": "the module did not finish within its time limit of %ss and was "
-                                             "killed" % req["time_limit"], "child_pid": pid}
+            result = killed(pid, limit)
         _pid, status = os.waitpid(pid, 0)
         if result is None:
             rc = os.WEXITSTATUS(status) if os.WIFEXITED(status) else -os.WTERMSIG(status)
             result = result_of(rc, b"".join(data[out_r]).decode("utf-8", "replace"),
                                b"".join(data[err_r]).decode("utf-8", "replace"))
     except OSError as exc:
-        result = {"failed": True, "msg": "the module could not start: %s" % exc}
+        result = not_started(exc)
     finally:
         shutil.rmtree(os.path.dirname(args_file), ignore_errors=True)
-    result.update(ansible_job_id=os.path.basename(job_file), finished=1)
-    write_job(job_file, result)
+    finish(job_file, result)
 
 
 class Host(object):

@@ -48,8 +48,27 @@ def result_of(rc, out, err):
             "module_stdout": out[-2000:], "module_stderr": err[-2000:]}
 
 
+def killed(pid, time_limit):
+    """Kill a module that outlived its time limit, with its process group; the job result that says so."""
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except OSError:
+        pass
+    return {"failed": True, "msg": "the module did not finish within its time limit of %ss and was "
+                                   "killed" % time_limit, "child_pid": pid}
+
+
+def not_started(exc):
+    return {"failed": True, "msg": "the module could not start: %s" % exc}
+
+
+def finish(job_file, result):
+    """Replace the running job's file with its result."""
+    result.update(ansible_job_id=os.path.basename(job_file), finished=1)
+    write_job(job_file, result)
+
+
 def run(job_file, time_limit, args_file, cmd):
-    jid = os.path.basename(job_file)
     try:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 start_new_session=True, universal_newlines=True)
@@ -57,19 +76,13 @@ def run(job_file, time_limit, args_file, cmd):
             out, err = proc.communicate(timeout=time_limit)
             result = result_of(proc.returncode, out, err)
         except subprocess.TimeoutExpired:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except OSError:
-                pass
+            result = killed(proc.pid, time_limit)
             proc.communicate()
-            result = {"failed": True, "msg": "the module did not finish within its time limit of %ss and was "
-                                             "killed" % time_limit, "child_pid": proc.pid}
     except OSError as exc:
-        result = {"failed": True, "msg": "the module could not start: %s" % exc}
+        result = not_started(exc)
     finally:
         shutil.rmtree(os.path.dirname(args_file), ignore_errors=True)
-    result.update(ansible_job_id=jid, finished=1)
-    write_job(job_file, result)
+    finish(job_file, result)
 
 
 def main(argv):
