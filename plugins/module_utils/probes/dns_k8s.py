@@ -84,7 +84,7 @@ def run_pods(p, api, plan):
                               body=manifest)
             created[pod["metadata"]["name"]] = node
         pending = dict(created)
-        delay = 0.2  # the pods finish within a few seconds: poll soon, then back off to twice a second
+        delay = 0.2  # the pods finish within a few seconds: poll soon, then four times a second
         while pending:
             listed = api.list("/api/v1/namespaces/%s/pods" % ns, "list probe pods",
                               labelSelector="kubeadm-ec2/dns-probe-run=%s" % run_id)
@@ -100,7 +100,7 @@ def run_pods(p, api, plan):
             if not pending or time.monotonic() >= deadline:
                 break
             time.sleep(min(delay, max(0.05, deadline - time.monotonic())))
-            delay = min(0.5, delay * 1.5)
+            delay = min(0.25, delay * 1.5)
         for name, node in pending.items():
             status = (last_seen.get(name) or {}).get("status") or {}
             cstat = (status.get("containerStatuses") or [{}])[0]
