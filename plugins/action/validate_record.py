@@ -13,7 +13,6 @@ from ansible.plugins.action import ActionBase
 
 from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis import checks
 from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis.checks import merge_plan
-from ansible_collections.kubeadm_ec2.cluster.plugins.plugin_utils.prebuild import prebuild
 
 ARGS = dict(
     check=dict(type="str"),
@@ -21,7 +20,6 @@ ARGS = dict(
     timeout=dict(type="float"),
     plan=dict(type="dict"),
     stop=dict(type="str", default=""),
-    prebuild=dict(type="list", elements="str", default=[]),
 )
 
 
@@ -68,8 +66,6 @@ class ActionModule(ActionBase):
         result = super(ActionModule, self).run(tmp, task_vars)
         _spec, args = self.validate_argument_spec(argument_spec=ARGS)
         facts, check = record(args, task_vars)
-        if "validate_plan" in facts:
-            prebuild(self, args["prebuild"], task_vars)
         if check is not None:
             result["check"] = check
         result.update(changed=False, ansible_facts=facts)

@@ -50,15 +50,6 @@ options:
         merged; when empty, the plan is merged. One task plans a check or records why it cannot run.
     type: str
     default: ""
-  prebuild:
-    description:
-      - With I(plan) (when it is merged), modules to build into ansible-core's module cache in the
-        background while the play goes on (validate.yml passes the node task's module,
-        M(kubeadm_ec2.cluster.node_probe)), so the tasks that run them later do not wait for the
-        build. Never fails the task.
-    type: list
-    elements: str
-    default: []
 """
 
 EXAMPLES = r"""
