@@ -685,13 +685,12 @@ def probe_script(plan, timeout=2):
     """A POSIX sh script (busybox) that resolves each name and writes one line per name to
     /dev/termination-log: ``<name> <kind> <status> <answer>``, in plan order; exits 1 if any failed.
 
-    The lookups run at the same time, each bounded by busybox ``timeout`` (exit 143/124 -> "timeout"),
-    so the pod finishes in about max(2, 2 * timeout) seconds however many names fail, whatever
-    nslookup's own retry policy is."""
-    # Twice the timeout, not once: busybox nslookup sends A and AAAA together from one socket and sends
-    # them again 2.5 s later (gives up at 5 s; seen with busybox 1.35 against a drop rule), so with the
-    # doubled bound one lost packet (or the conntrack race of two queries from one socket) costs a retry,
-    # not a lookup reported as failed. busybox timeout counts whole seconds.
+    The lookups run at the same time, each bounded by busybox ``timeout`` (exit 143/124 -> "timeout";
+    whole seconds), so the pod finishes in about max(2, 2 * timeout) seconds however many names fail.
+    Twice the timeout, not once: busybox nslookup sends A and AAAA together from one socket and sends
+    them again 2.5 s later (gives up at 5 s; seen with busybox 1.35 against a drop rule), so one lost
+    packet (or the conntrack race of two queries from one socket) costs a retry, not a lookup reported
+    as failed."""
     bound = max(2, int(round(2 * float(timeout))))
     lines = [
         "m=/dev/termination-log",
