@@ -16,18 +16,9 @@ from ansible.plugins.action import ActionBase
 
 from ansible_collections.kubeadm_ec2.cluster.plugins.action import dns_report, reachability_report, validate_record
 from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis import checks as checklib
-from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis.findings import format_finding
 
-try:  # the diagnosis and the renderers land separately; until then the report has no causes / plain text
-    from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis.diagnosis import diagnose
-except ImportError:  # pragma: no cover
-    def diagnose(checks):  # pylint: disable=unused-argument
-        return []
-
-try:
-    from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis import render
-except ImportError:  # pragma: no cover
-    render = None
+from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis import render
+from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis.diagnosis import diagnose, fill_node_sg
 
 ARGS = dict(
     checks=dict(type="dict", default={}),
@@ -134,24 +125,6 @@ def gather(task_vars, args):
     return results
 
 
-def plain_text(report):
-    """Text of the report when the renderer is not there (one line per check, the error findings)."""
-    lines = ["validate: %s" % report["headline"]]
-    for cause in report["root_causes"]:
-        lines.append("cause: %s (%s)" % (cause.get("title"), cause.get("confidence")))
-        fix = cause.get("fix") or {}
-        if fix.get("cli"):
-            lines.append("    fix: %s" % fix["cli"])
-    for name, res in report["checks"].items():
-        lines.append("%-6s %s" % (res["status"].upper(), name))
-        errs = [f for f in res["findings"] if f.get("severity") == "error"]
-        for f in errs:
-            lines.append("  " + format_finding(f).replace("\n", "\n  "))
-        if res["status"] == checklib.FAILED and not errs and res["msg"]:
-            lines.append("  " + res["msg"].replace("\n", "\n  "))
-    return "\n".join(lines)
-
-
 def write_atomic(path, text):
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".validate-report-", dir=directory)
@@ -177,22 +150,20 @@ class ActionModule(ActionBase):
         if unknown:
             raise AnsibleError("validate_checks may only name %s; got unknown %s"
                                % (", ".join(args["order"]), ", ".join(unknown)))
-        checks = collect_checks(args["order"], args["enabled"], gather(task_vars, args))
+        # the node security group's id (when sg_audit found it) in every fix that names the group
+        checks = fill_node_sg(collect_checks(args["order"], args["enabled"], gather(task_vars, args)))
         try:
             causes = diagnose(checks)
         except Exception as exc:  # a diagnosis bug must not cost the report  # pylint: disable=broad-except
             causes = []
             result["diagnosis_error"] = "%s: %s" % (type(exc).__name__, exc)
         report = checklib.build_report(checks, causes)
-        text = render.text(report) if render is not None and hasattr(render, "text") else plain_text(report)
+        text = render.text(report)
         written = []
         outputs = (("report_file", lambda r: json.dumps(r, indent=2, sort_keys=False) + "\n"),
-                   ("html_file", getattr(render, "html", None)), ("junit_file", getattr(render, "junit", None)))
+                   ("html_file", render.html), ("junit_file", render.junit))
         for key, fmt in outputs:
             if args[key]:
-                if fmt is None:
-                    result.setdefault("warnings", []).append("%s: the renderer is not available, not written" % key)
-                    continue
                 write_atomic(args[key], fmt(report))
                 written.append(args[key])
         for name, path in sorted((args["check_files"] or {}).items()):

@@ -106,7 +106,7 @@ def node_sg_id(instances):
     """The security group every node is a member of (the node SG), else the first node's first SG."""
     sets = [[g["GroupId"] for g in i.get("SecurityGroups", []) or []] for i in instances]
     if not sets or not sets[0]:
-        return "<node-sg-id>"
+        return cat.SG_PLACEHOLDER
     common = [g for g in sets[0] if all(g in s for s in sets[1:])]
     return (common or sets[0])[0]
 

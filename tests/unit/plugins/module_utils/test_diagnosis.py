@@ -519,3 +519,39 @@ def test_calico_mode_from_node_reachability_without_sg_audit():
     assert dg._Context(checks).encap == "VXLAN"
     del checks["node_reachability"]["evidence"]["calico_encapsulation"]
     assert dg._Context(checks).encap == "IPIP"   # the other way: nothing says, the default stands
+
+
+def _commands(checks):
+    return [f.get(k) or "" for c in checks.values() for f in c["findings"] for k in dg.SG_FIELDS]
+
+
+def test_the_node_sg_found_by_the_audit_goes_into_every_fix_that_names_the_group():
+    checks = Cluster(SEED).checks()
+    before = [t for t in _commands(checks) if "<node-sg-id>" in t]
+    assert before, "the dns check's fixes name the group only as the placeholder"
+    filled = dg.fill_node_sg(checks)
+    assert not [t for t in _commands(filled) if "<node-sg-id>" in t]
+    pod = [f for f in filled["dns"]["findings"] if f["id"] == "DNS_POD_UNREACHABLE"]
+    assert pod and all("--group-id sg-1 --ip-permissions 'IpProtocol=-1,UserIdGroupPairs=[{GroupId=sg-1}]'"
+                       in f["remediation"] for f in pod)
+    # the input is left as it was, and what the fill changed is only the group's id
+    assert [t for t in _commands(checks) if "<node-sg-id>" in t] == before
+    assert [t.replace("sg-1", "<node-sg-id>") for t in _commands(filled)] == \
+        [t.replace("sg-1", "<node-sg-id>") for t in _commands(checks)]
+    assert dg.diagnose(filled) == dg.diagnose(checks)
+
+
+def test_without_the_audit_no_group_id_is_made_up():
+    checks = Cluster(SEED, sg_audit=False).checks()
+    assert [t for t in _commands(checks) if "<node-sg-id>" in t]
+    assert dg.fill_node_sg(checks) == checks
+
+
+def test_nodes_in_different_groups_get_no_group_id():
+    """sg_audit names the first node's group when no group holds every node: not one to put in every fix."""
+    cluster = Cluster(SEED)
+    cluster.insts["node3"]["SecurityGroups"] = [{"GroupId": "sg-2"}]
+    checks = cluster.checks()
+    assert checks["sg_audit"]["evidence"]["node_sg_id"] == SG_ID
+    assert [t for t in _commands(checks) if "<node-sg-id>" in t]
+    assert dg.fill_node_sg(checks) == checks
