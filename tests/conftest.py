@@ -23,6 +23,11 @@ if not AnsibleCollectionConfig.collection_finder:
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
+# a killed run (SIGTERM) still stops its labs and servers: pytest's runs and the bench scripts, which import this
+from tests.support.lifecycle import stop_on_sigterm  # noqa: E402
+
+stop_on_sigterm()
+
 
 def pytest_configure(config):
     """tmp_path lives in a private directory with a random name (pytest's default is the predictable

@@ -41,6 +41,18 @@ def port_open(port, host="127.0.0.1", timeout=0.5):
         return False
 
 
+def _interrupt(_signum, _frame):
+    raise KeyboardInterrupt("SIGTERM")
+
+
+def stop_on_sigterm():
+    """Make SIGTERM (a CI time limit, ``kill``) raise KeyboardInterrupt in the main thread instead of ending
+    the process on the spot: the substrates' ``with`` blocks and pytest's fixture finalizers then stop
+    what they started (network namespaces, dnsmasq, moto, registries). A handler already set is kept."""
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _interrupt)
+
+
 def private_dir(prefix="kec2-"):
     """A fresh directory only its owner can enter (mkdtemp makes it 0700 with a random name)."""
     path = tempfile.mkdtemp(prefix=prefix)
