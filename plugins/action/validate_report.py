@@ -150,9 +150,10 @@ class ActionModule(ActionBase):
         if unknown:
             raise AnsibleError("validate_checks may only name %s; got unknown %s"
                                % (", ".join(args["order"]), ", ".join(unknown)))
-        # the node security group's id (when sg_audit found it) in every fix that names the group
-        checks = fill_node_sg(collect_checks(args["order"], args["enabled"], gather(task_vars, args)))
+        checks = collect_checks(args["order"], args["enabled"], gather(task_vars, args))
         try:
+            # the node security group's id (when sg_audit found it) in every fix that names the group
+            checks = fill_node_sg(checks)
             causes = diagnose(checks)
         except Exception as exc:  # a diagnosis bug must not cost the report  # pylint: disable=broad-except
             causes = []
