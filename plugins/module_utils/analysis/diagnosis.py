@@ -522,36 +522,32 @@ def diagnose(checks):
     return causes
 
 
+# the fields of a finding that hold commands naming the node security group
+SG_FIELDS = ("remediation", "cli")
+
+
 def fill_node_sg(checks):
     """``checks`` with the node security group's id in place of the placeholder (``<node-sg-id>``) in the
     commands of findings whose check does not know the group (the dns check's fixes, node_reachability's
     without validate_network_security_group_id), once sg_audit found it: the fix a user copies then runs
     as it stands. Unless every node instance sg_audit saw is a member of that one group, ``checks`` comes
     back as it was (no id is guessed); nothing else changes."""
-    ctx = _Context(checks)
-    sg_id = ctx.node_sg
-    members = [[g["GroupId"] for g in i["SecurityGroups"]] for i in ctx.instances.values()]
+    sg = ((checks or {}).get("sg_audit") or {}).get("evidence") or {}
+    sg_id = sg.get("node_sg_id") or ""
+    members = [inst.get("security_groups") or [] for inst in sg.get("instances") or [] if inst.get("private_ip")]
     if not sg_id or sg_id == cat.SG_PLACEHOLDER or not members or not all(sg_id in m for m in members):
         return checks
     out = {}
-    for name, check in (checks or {}).items():
-        findings = (check or {}).get("findings") or []
-        if not any(cat.SG_PLACEHOLDER in (f.get(k) or "") for f in findings for k in SG_FIELDS):
-            out[name] = check
-            continue
-        filled = []
-        for f in findings:
-            f = dict(f)
-            for key in SG_FIELDS:
-                if isinstance(f.get(key), str):
-                    f[key] = f[key].replace(cat.SG_PLACEHOLDER, sg_id)
+    for name, check in checks.items():
+        filled, touched = [], False
+        for f in (check or {}).get("findings") or []:
+            hits = [k for k in SG_FIELDS if isinstance(f.get(k), str) and cat.SG_PLACEHOLDER in f[k]]
+            if hits:
+                f = dict(f, **dict((k, f[k].replace(cat.SG_PLACEHOLDER, sg_id)) for k in hits))
+                touched = True
             filled.append(f)
-        out[name] = dict(check, findings=filled)
+        out[name] = dict(check, findings=filled) if touched else check
     return out
-
-
-# the fields of a finding that hold commands naming the node security group
-SG_FIELDS = ("remediation", "cli")
 
 
 def _order(check):
