@@ -19,7 +19,7 @@ SUITE=bookworm
 SIZE=4G
 INCLUDE=(
   systemd-sysv udev dbus kmod iproute2 procps e2fsprogs sudo less
-  openssh-server python3 python3-apt python3-dnspython
+  openssh-server python3 python3-apt
   containerd runc chrony iptables ca-certificates gnupg curl apt-transport-https
   linux-image-cloud-amd64 initramfs-tools
 )
