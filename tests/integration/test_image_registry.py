@@ -128,16 +128,31 @@ def test_closed_port_and_hanging_registry_fail_fast():
     hang.listen(8)
     hanging = "127.0.0.1:%d" % hang.getsockname()[1]
     conns = []
-    threading.Thread(target=lambda: [conns.append(hang.accept()) for _i in range(4)], daemon=True).start()
+
+    def accept_and_hold():  # hold every connection open, never answer; ends when the socket is shut down
+        try:
+            for _i in range(4):
+                conns.append(hang.accept())
+        except OSError:
+            pass
+
+    holder = threading.Thread(target=accept_and_hold, daemon=True)
+    holder.start()
     try:
         client = RegistryClient(insecure_registries=[closed, hanging], timeout=0.5)
         started = time.time()
         findings, _report = _check(client, [closed + "/app:v1", hanging + "/app:v1"])
         took = time.time() - started
     finally:
+        try:
+            hang.shutdown(socket.SHUT_RDWR)  # wakes the holder's accept() (Linux: EINVAL); close alone does not
+        except OSError:
+            pass
         hang.close()
+        holder.join(5)
         for conn, _addr in conns:
             conn.close()
+    assert not holder.is_alive()  # the test leaves no thread behind
     assert took < 3
     assert [(f["id"], f["details"]["status"]) for f in findings] == [("IMAGE_UNREACHABLE", None)] * 2
     by_where = {f["where"]: f for f in findings}
