@@ -532,9 +532,9 @@ def fill_node_sg(checks):
     without validate_network_security_group_id), once sg_audit found it: the fix a user copies then runs
     as it stands. Unless every node instance sg_audit saw is a member of that one group, ``checks`` comes
     back as it was (no id is guessed); nothing else changes."""
-    sg = ((checks or {}).get("sg_audit") or {}).get("evidence") or {}
-    sg_id = sg.get("node_sg_id") or ""
-    members = [inst.get("security_groups") or [] for inst in sg.get("instances") or [] if inst.get("private_ip")]
+    ctx = _Context(checks)  # how sg_audit's evidence is read, in one place
+    sg_id = ctx.node_sg
+    members = [[g["GroupId"] for g in i["SecurityGroups"]] for i in ctx.instances.values()]
     if not sg_id or sg_id == cat.SG_PLACEHOLDER or not members or not all(sg_id in m for m in members):
         return checks
     out = {}
