@@ -21,6 +21,12 @@ module's ``main()`` with the arguments file, what ``python -m`` runs; ``runpy`` 
 and writes the job file with job_runner.py's helpers: the module's JSON result, or a failure when the module printed none or outlived its
 time limit (its process group is killed).
 
+A preload request (``preload(host_dir, modules)``, a ``.req`` file that sorts before every job's) names
+modules to import and starts nothing: validate.yml sends one at the start of play 1 (the action of
+``kubeadm_ec2.cluster.job_host_start``), so the host holds the imports of the run's background jobs by the
+time play 1 starts them. Without it, the first job paid for them, and every job that came while the host
+imported waited.
+
 The host ends when no job runs and its owner (the ansible-playbook process) is gone or no request came for
 ``IDLE`` s. It first renames HOST_DIR away, so that a later action finds no host and starts a new one (or
 falls back to job_runner.py), and serves any request that reached the old directory before the rename.
@@ -53,6 +59,7 @@ POLL = 0.02
 IDLE = 30.0
 PID_FILE = "pid"
 REQUEST = ".req"
+PRELOAD = "0preload-"  # sorts before the job ids (j<hex>.<pid>): the host imports first, then forks
 
 
 def alive(pid):
@@ -76,6 +83,23 @@ def request(host_dir, jid, job_file, time_limit, args_file, module):
         json.dump({"job_file": job_file, "time_limit": float(time_limit), "args_file": args_file,
                    "module": module}, fh)
     os.rename(tmp, os.path.join(host_dir, jid + REQUEST))
+
+
+def preload(host_dir, modules):
+    """Ask the host of ``host_dir`` to import ``modules`` (names) now, before the jobs that need them come.
+    Raises OSError when the directory is gone (the host closed)."""
+    name = "%s%d" % (PRELOAD, os.getpid())
+    tmp = os.path.join(host_dir, ".%s.tmp" % name)
+    with open(tmp, "w") as fh:
+        json.dump({"preload": list(modules)}, fh)
+    os.rename(tmp, os.path.join(host_dir, name + REQUEST))
+
+
+def _import(name):
+    try:
+        importlib.import_module(name)
+    except Exception:  # pylint: disable=broad-except
+        pass  # a job of that module reports what is wrong; a preload has no one to tell
 
 
 def sweep(async_dir, prefix):
@@ -222,11 +246,12 @@ class Host(object):
             os.unlink(path)
         except (IOError, OSError, ValueError):
             return
-        try:
-            # the module's imports stay loaded in the host for the next job that shares them
-            importlib.import_module(req["module"])
-        except Exception:  # pylint: disable=broad-except
-            pass  # the job's own run reports what is wrong
+        if "preload" in req:
+            for name in req["preload"]:
+                _import(name)
+            return
+        # the module's imports stay loaded in the host for the next job that shares them
+        _import(req["module"])
         pid = os.fork()
         if pid == 0:
             code = 0

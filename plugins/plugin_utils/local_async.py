@@ -87,8 +87,9 @@ class LocalAsyncAction(NormalAction):
         return hand_job(result, task_vars.get("validate_plan"), self.JOB_NAME, self._task.async_val,
                         self._task.delegate_to, self._play_context.become, stopped=stopped)
 
-    def _spawnable(self, task_vars):
-        """(interpreter, python path root, module import name) when this task may run directly, else None."""
+    def _direct_interpreter(self, task_vars):
+        """The interpreter that runs this task's modules on the controller without ansible-core's payload (local
+        connection, no become, no ``environment``, an absolute interpreter path), else None."""
         environment = [e for e in self._task.environment or [] if e]
         if getattr(self._connection, "transport", "") != "local" or self._play_context.become or environment:
             return None
@@ -98,19 +99,32 @@ class LocalAsyncAction(NormalAction):
         interpreter = self._templar.template(host_vars.get("ansible_python_interpreter"))
         if not isinstance(interpreter, str) or not os.path.isabs(interpreter):
             return None  # interpreter discovery: leave it to ansible-core
+        return interpreter
+
+    def _import_name(self, name):
+        """(python path root, import name) of module ``name`` when it is collection code, else None."""
         found = self._shared_loader_obj.module_loader.find_plugin_with_context(
-            self._task.action, collection_list=self._task.collections)
-        where = import_name(found.plugin_resolved_path) if found.resolved else None
+            name, collection_list=self._task.collections)
+        return import_name(found.plugin_resolved_path) if found.resolved else None
+
+    def _spawnable(self, task_vars):
+        """(interpreter, python path root, module import name) when this task may run directly, else None."""
+        interpreter = self._direct_interpreter(task_vars)
+        where = self._import_name(self._task.action) if interpreter else None
         if not where:
             return None
         return (interpreter,) + where
+
+    def _async_dir(self):
+        async_dir = os.path.expanduser(self.get_shell_option("async_dir", default="~/.ansible_async"))
+        os.makedirs(async_dir, mode=0o700, exist_ok=True)
+        return async_dir
 
     def _spawn(self, task_vars, interpreter, root, module):
         module_args = self._task.args.copy()
         self._update_module_args(self._task.action, module_args, task_vars)
         module_args["_ansible_tmpdir"] = None  # the module makes (and removes) its own
-        async_dir = os.path.expanduser(self.get_shell_option("async_dir", default="~/.ansible_async"))
-        os.makedirs(async_dir, mode=0o700, exist_ok=True)
+        async_dir = self._async_dir()
         jid = "j%s.%d" % (uuid.uuid4().hex[:12], os.getpid())
         job_file = os.path.join(async_dir, jid)
         private = tempfile.mkdtemp(prefix="kubeadm-ec2-job-")  # 0700
@@ -118,17 +132,21 @@ class LocalAsyncAction(NormalAction):
         fd = os.open(args_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as fh:
             json.dump({"ANSIBLE_MODULE_ARGS": module_args}, fh)
-        # the collection paths ansible-core searches, but not its own internal one: put first on the path,
-        # that would shadow standard modules (``_json``)
-        inside = os.path.dirname(os.path.abspath(ansible.__file__)) + os.sep
-        paths = [root] + [p for p in AnsibleCollectionConfig.collection_paths
-                          if p != root and not os.path.abspath(p).startswith(inside)]
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(paths + [os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
+        env = module_env(root)
         # the job file exists before this task returns: a wait that starts at once finds it, and a runner
         # that never starts leaves a job that does not finish (the wait's bound ends it)
         write_job(job_file, {"started": 1, "finished": 0, "ansible_job_id": jid})
         start_job(async_dir, env, interpreter, jid, job_file, self._task.async_val, args_file, module)
         return {"started": 1, "finished": 0, "ansible_job_id": jid, "results_file": job_file, "changed": False}
+
+
+def module_env(root):
+    """The environment of a module run from the collection under ``root``: the collection paths ansible-core
+    searches, but not its own internal one (put first on the path, that would shadow standard modules, ``_json``)."""
+    inside = os.path.dirname(os.path.abspath(ansible.__file__)) + os.sep
+    paths = [root] + [p for p in AnsibleCollectionConfig.collection_paths
+                      if p != root and not os.path.abspath(p).startswith(inside)]
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(paths + [os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
 
 
 def detach(cmd, env, cwd):
@@ -146,6 +164,17 @@ def to_host(async_dir, env, interpreter, jid, job_file, limit, args_file, module
     """Hand the job to this run's job host (job_host.py), starting the host when there is none yet; False
     when that cannot be done (the caller runs the job with job_runner.py). One host per ansible-playbook
     process (``owner``, the worker's parent), interpreter and module path."""
+    return _to_host(async_dir, env, interpreter, owner,
+                    lambda host_dir: job_host.request(host_dir, jid, job_file, limit, args_file, module))
+
+
+def preload_host(async_dir, env, interpreter, modules, owner=None):
+    """Have this run's job host (started now when there is none yet) import ``modules`` before their jobs
+    come; False when no host can take the request (the jobs then start their own, as before)."""
+    return _to_host(async_dir, env, interpreter, owner, lambda host_dir: job_host.preload(host_dir, modules))
+
+
+def _to_host(async_dir, env, interpreter, owner, send):
     owner = owner or os.getppid()
     host_dir = host_dir_of(async_dir, owner, interpreter, env)
     try:
@@ -156,7 +185,7 @@ def to_host(async_dir, env, interpreter, jid, job_file, limit, args_file, module
             new = False
             if not job_host.host_usable(host_dir):
                 return False
-        job_host.request(host_dir, jid, job_file, limit, args_file, module)
+        send(host_dir)
         if new:
             detach([interpreter, HOST, host_dir, str(owner)], env, host_dir)
             job_host.sweep(async_dir, HOST_PREFIX)  # what hosts that were killed left behind

@@ -24,15 +24,19 @@ def api():
     fake.stop()
 
 
-def play(kubeconfig, ways, tmp, limit=60, api_timeout=10):
+def play(kubeconfig, ways, tmp, limit=60, api_timeout=10, **extra):
     """Run playbooks/local_async.yml; returns (result, {way: the way's result}) with payloads kept in
     ``tmp``/remote."""
     env = {"ANSIBLE_KEEP_REMOTE_FILES": "1", "ANSIBLE_REMOTE_TEMP": os.path.join(tmp, "remote"),
            "ANSIBLE_ASYNC_DIR": os.path.join(tmp, "async")}
-    result = run_playbook("local_async.yml", localhost_inventory(), {
-        "kubeconfig": kubeconfig, "ways": ways, "limit": limit, "api_timeout": api_timeout}, env=env, timeout=120)
+    result = run_playbook("local_async.yml", localhost_inventory(), dict(extra, **{
+        "kubeconfig": kubeconfig, "ways": ways, "limit": limit, "api_timeout": api_timeout}), env=env, timeout=120)
     assert result.returncode == 0, result.output[-3000:]
     out = {}
+    for way, task in (("warm", "Start the job host"), ("job_hosts", "Count the job hosts")):
+        res = result.results_of(task).get("localhost", {})
+        if res and not res.get("skipped"):
+            out[way] = res
     fg = result.results_of("Read in the foreground").get("localhost", {})
     if not fg.get("skipped"):
         out["fg"] = fg
@@ -82,3 +86,25 @@ def test_a_job_past_its_async_limit_is_killed_and_says_so(api, tmp_path):
     assert out["bg"]["finished"] and out["bg"]["job_failed"], out["bg"]
     assert out["bg"]["msg"] == "the module did not finish within its time limit of 2.0s and was killed"
     assert result.seconds < 30
+
+
+def test_a_host_started_first_loads_the_module_and_runs_its_later_job(api, tmp_path):
+    # job_host_start (validate.yml's first task): the host it starts is the one the background task uses
+    # (one host directory while the job runs), and the job's result is the foreground's
+    tmp = str(tmp_path)
+    _result, out = play(api.kubeconfig, ["warm", "fg", "bg"], tmp)
+    assert out["warm"]["preloaded"] == ["ansible_collections.kubeadm_ec2.cluster.plugins.modules.dns_cluster_info"]
+    assert out["warm"]["changed"] is False and not out["warm"].get("failed")
+    assert out["job_hosts"]["matched"] == 1, out["job_hosts"]
+    assert out["bg"]["finished"] and stable(out["bg"]) == stable(out["fg"])
+
+
+def test_job_host_start_names_a_bad_module_and_says_when_there_is_nothing_to_start(api, tmp_path):
+    tmp = str(tmp_path)
+    _result, out = play(api.kubeconfig, ["warm"], tmp, warm_modules=["kubeadm_ec2.cluster.no_such_module"])
+    assert out["warm"]["failed"] is True
+    assert out["warm"]["msg"].startswith("job_host_start: modules: 'kubeadm_ec2.cluster.no_such_module' is not a module")
+    # with an environment the jobs go through ansible-core's own payload: no host starts
+    _result, out = play(api.kubeconfig, ["warm"], tmp, warm_environment={"KUBEADM_EC2_TEST": "1"})
+    assert out["warm"]["preloaded"] == [] and "nothing to start" in out["warm"]["msg"]
+    assert out["job_hosts"]["matched"] == 0

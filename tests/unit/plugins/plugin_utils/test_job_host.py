@@ -11,11 +11,14 @@ import time
 import pytest
 
 from ansible_collections.kubeadm_ec2.cluster.plugins.plugin_utils import job_host
-from ansible_collections.kubeadm_ec2.cluster.plugins.plugin_utils.local_async import HOST, HOST_PREFIX, host_dir_of, start_job, to_host
+from ansible_collections.kubeadm_ec2.cluster.plugins.plugin_utils.local_async import (
+    HOST, HOST_PREFIX, host_dir_of, preload_host, start_job, to_host)
 
 MODULE = '''
 import atexit, json, os, sys, time
 STARTED = os.getpid()
+with open(os.environ["HOSTMOD_IMPORTS"], "a") as _fh:  # who imported this module
+    _fh.write("%d\\n" % STARTED)
 def main():
     with open(sys.argv[1]) as fh:
         args = json.load(fh)["ANSIBLE_MODULE_ARGS"]
@@ -63,7 +66,7 @@ def lab(tmp_path):
     async_dir = tmp_path / "async"
     async_dir.mkdir(mode=0o700)
     owner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
-    env = dict(os.environ, PYTHONPATH=str(tmp_path / "lib"))
+    env = dict(os.environ, PYTHONPATH=str(tmp_path / "lib"), HOSTMOD_IMPORTS=str(tmp_path / "imports"))
     state = {"n": 0}
 
     def submit(**args):
@@ -78,7 +81,10 @@ def lab(tmp_path):
                        "hostmod", owner=owner.pid)
         return job_file, str(private)
 
-    yield {"submit": submit, "async": async_dir, "owner": owner, "tmp": tmp_path}
+    def preload(modules):
+        return preload_host(str(async_dir), env, sys.executable, modules, owner=owner.pid)
+
+    yield {"submit": submit, "preload": preload, "async": async_dir, "owner": owner, "tmp": tmp_path}
     owner.kill()
     owner.wait()
 
@@ -102,6 +108,23 @@ def test_one_host_runs_every_job_of_its_owner_and_ends_with_it(lab):
     lab["owner"].wait()
     wait_for(lambda: not job_host.alive(host_pid) or None)
     assert hosts(lab["async"]) == []
+
+
+def test_a_preload_imports_the_module_in_the_host_before_its_job_comes(lab):
+    # job_host_start's request: the host starts and imports at once; the job that comes later runs in the
+    # same host from what it loaded (the module's top level runs once, in the host). A name that imports
+    # nothing is passed over.
+    imports = lab["tmp"] / "imports"
+    assert lab["preload"](["no_such_module_here", "hostmod"])
+    wait_for(imports.exists)
+    (name,) = hosts(lab["async"])
+    with open(os.path.join(str(lab["async"]), name, job_host.PID_FILE)) as fh:
+        host_pid = fh.read().strip()
+    assert imports.read_text().split() == [host_pid]
+    job_file, _private = lab["submit"](echo="a")
+    res = wait_for(lambda: read_job(job_file))
+    assert res["echo"] == "a" and str(res["pid"]) != host_pid
+    assert hosts(lab["async"]) == [name] and imports.read_text().split() == [host_pid]
 
 
 def test_a_module_exits_as_a_process_of_its_own_would(lab):
@@ -136,7 +159,7 @@ def test_a_host_that_is_gone_is_not_used(tmp_path):
     dead.wait()
     (tmp_path / "lib").mkdir()
     (tmp_path / "lib" / "hostmod.py").write_text(MODULE + "\nif __name__ == '__main__':\n    main()\n")
-    env = dict(os.environ, PYTHONPATH=str(tmp_path / "lib"))
+    env = dict(os.environ, PYTHONPATH=str(tmp_path / "lib"), HOSTMOD_IMPORTS=str(tmp_path / "imports"))
     host_dir = host_dir_of(str(async_dir), 4242, sys.executable, env)
     os.mkdir(host_dir, 0o700)
     with open(os.path.join(host_dir, job_host.PID_FILE), "w") as fh:
