@@ -10,8 +10,9 @@ which forks the module off: about 0.8 s of the controller's time per task on the
 machine, spent before the next task may start. When the task runs on the controller itself (local
 connection, no become, an interpreter path, no ``environment``), this action instead writes the
 module's arguments into a private directory and hands the job to the run's job host
-(plugins/plugin_utils/job_host.py, started by the first such task of the ansible-playbook process),
-which forks the module from a process that already holds the imports of the earlier jobs and writes
+(plugins/plugin_utils/job_host.py, started by ``job_host_start`` or the first such task of the
+ansible-playbook process), which forks the module from a process that already holds the imports of
+the earlier jobs (and of the modules ``job_host_start`` named) and writes
 the usual async job file (``async_status`` and ``kubeadm_ec2.cluster.job_wait`` read it). When no host
 can take the job, plugins/plugin_utils/job_runner.py runs it detached (``python -m <the module>``,
 the same job file). Any other task, and every task without ``async``, is left to ansible-core's own
