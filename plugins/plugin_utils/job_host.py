@@ -75,24 +75,26 @@ def alive(pid):
         return True  # no /proc: kill() said it exists
 
 
-def request(host_dir, jid, job_file, time_limit, args_file, module):
-    """Hand one job to the host of ``host_dir`` (atomically: the host never reads half a request).
-    Raises OSError when the directory is gone (the host closed): the caller runs the job another way."""
-    tmp = os.path.join(host_dir, ".%s.tmp" % jid)
+def _put(host_dir, name, req):
+    """Write request ``req`` as ``name`` + REQUEST in ``host_dir`` atomically: the host never reads half a
+    request. Raises OSError when the directory is gone (the host closed)."""
+    tmp = os.path.join(host_dir, ".%s.tmp" % name)
     with open(tmp, "w") as fh:
-        json.dump({"job_file": job_file, "time_limit": float(time_limit), "args_file": args_file,
-                   "module": module}, fh)
-    os.rename(tmp, os.path.join(host_dir, jid + REQUEST))
+        json.dump(req, fh)
+    os.rename(tmp, os.path.join(host_dir, name + REQUEST))
+
+
+def request(host_dir, jid, job_file, time_limit, args_file, module):
+    """Hand one job to the host of ``host_dir``. Raises OSError when the directory is gone (the host
+    closed): the caller runs the job another way."""
+    _put(host_dir, jid, {"job_file": job_file, "time_limit": float(time_limit), "args_file": args_file,
+                         "module": module})
 
 
 def preload(host_dir, modules):
     """Ask the host of ``host_dir`` to import ``modules`` (names) now, before the jobs that need them come.
     Raises OSError when the directory is gone (the host closed)."""
-    name = "%s%d" % (PRELOAD, os.getpid())
-    tmp = os.path.join(host_dir, ".%s.tmp" % name)
-    with open(tmp, "w") as fh:
-        json.dump({"preload": list(modules)}, fh)
-    os.rename(tmp, os.path.join(host_dir, name + REQUEST))
+    _put(host_dir, "%s%d" % (PRELOAD, os.getpid()), {"preload": list(modules)})
 
 
 def _import(name):
