@@ -38,7 +38,9 @@ options:
     description: A name outside the cluster, resolved through CoreDNS's upstream. Omit to skip.
     type: str
   timeout:
-    description: Per-query DNS timeout in seconds inside the probe pods.
+    description:
+      - DNS timeout in seconds of each lookup inside the probe pods, rounded up to whole seconds.
+      - Within it the pod's C(nslookup) resends unanswered queries every 0.5 s (C(-timeout=T -retry=2T)).
     type: float
     default: 2.0
   probe_nodes:
@@ -47,7 +49,7 @@ options:
     elements: str
     default: []
   probe_image:
-    description: A small multi-arch image with C(sh) and busybox C(nslookup).
+    description: A small multi-arch image with C(sh), C(timeout) and an C(nslookup) that takes C(-timeout) and C(-retry) (busybox's, checked with 1.35, or bind's).
     type: str
     default: docker.io/library/busybox:1.36.1
   probe_namespace:

@@ -278,8 +278,8 @@ class LabKubelet:
     """An on_create hook for pods that runs a probe pod's own command (dns_check, paths) for real, in a background
     thread, from its node's namespace with a pod's view of DNS (/etc/resolv.conf -> the service VIP,
     bind-mounted in the private mount namespace of ``ip netns exec``), then terminates the pod with what
-    the command wrote to its termination-log (a temp file here). The lookups use the machine's
-    nslookup (bind9-dnsutils) and coreutils timeout instead of busybox's."""
+    the command wrote to its termination-log (a temp file here). The command runs with busybox's nslookup and
+    timeout, as in the default probe image (busybox 1.36), where the machine has busybox."""
 
     def __init__(self, dnslab, timeout=2, schedule=None):
         self.dnslab = dnslab
@@ -307,23 +307,33 @@ class LabKubelet:
         thread.start()
 
     def _run(self, pod, cluster):
+        exit_code, message = self.run_script(pod["spec"]["nodeName"], pod["spec"]["containers"][0]["command"][-1])
+        with cluster.lock:
+            terminate_pod(pod, message, exit_code)
+
+    def run_script(self, node_name, script):
+        """Run a pod's ``sh -c`` script from ``node_name``'s namespace as this kubelet runs it; returns (exit code,
+        termination message: what the script wrote to /dev/termination-log, else its last output)."""
         import subprocess
         import tempfile
 
-        ns = self.dnslab.lab.node(pod["spec"]["nodeName"])["ns"]
+        ns = self.dnslab.lab.node(node_name)["ns"]
         tmp = tempfile.mkdtemp(prefix="%s-kubelet-" % self.dnslab.prefix)
         try:
             resolv = os.path.join(tmp, "resolv.conf")
             with open(resolv, "w") as fh:
                 fh.write("search default.svc.%s svc.%s %s\nnameserver %s\noptions ndots:5\n"
                          % (self.dnslab.domain, self.dnslab.domain, self.dnslab.domain, SERVICE_IP))
-            bindir = os.path.join(tmp, "bin")  # busybox's nc where the machine has none (the path probe uses it)
+            # the probe image's tools: busybox's nslookup and timeout (their options and retry timing are
+            # busybox's own), and its nc where the machine has none (the path probe uses it)
+            bindir = os.path.join(tmp, "bin")
             os.makedirs(bindir)
-            if not shutil.which("nc") and shutil.which("busybox"):
-                os.symlink(shutil.which("busybox"), os.path.join(bindir, "nc"))
+            busybox = shutil.which("busybox")
+            if busybox:
+                for tool in ("nslookup", "timeout") + (() if shutil.which("nc") else ("nc",)):
+                    os.symlink(busybox, os.path.join(bindir, tool))
             log = os.path.join(tmp, "termination-log")
-            script = pod["spec"]["containers"][0]["command"][-1].replace(
-                "m=/dev/termination-log", "m=%s" % log)
+            script = script.replace("m=/dev/termination-log", "m=%s" % log)
             proc = subprocess.run(["ip", "netns", "exec", ns, "sh", "-c",
                                    'mount --bind "$1" /etc/resolv.conf && exec sh -c "$2"', "sh", resolv, script],
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120,
@@ -334,8 +344,7 @@ class LabKubelet:
                     message = fh.read()
             if not message:  # FallbackToLogsOnError
                 message = proc.stdout[-2048:]
-            with cluster.lock:
-                terminate_pod(pod, message, proc.returncode)
+            return proc.returncode, message
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 

@@ -21,6 +21,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import difflib
+import math
 import re
 
 from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis import catalogue as cat
@@ -681,22 +682,29 @@ def _missing_finding(src, q):
 
 
 # -- pod path ------------------------------------------------------------------------------------
+def lookup_bound(timeout):
+    """Whole seconds a probe pod's lookup may take (busybox nslookup's ``-timeout``): ``timeout`` rounded up."""
+    return max(1, int(math.ceil(float(timeout) - 1e-9)))
+
+
 def probe_script(plan, timeout=2):
     """A POSIX sh script (busybox) that resolves each name and writes one line per name to
     /dev/termination-log: ``<name> <kind> <status> <answer>``, in plan order; exits 1 if any failed.
 
-    The lookups run at the same time, each bounded by busybox ``timeout`` (exit 143/124 -> "timeout";
-    whole seconds), so the pod finishes in about max(2, 2 * timeout) seconds however many names fail.
-    Twice the timeout, not once: busybox nslookup sends A and AAAA together from one socket and sends
-    them again 2.5 s later (gives up at 5 s; seen with busybox 1.35 against a drop rule), so one lost
-    packet (or the conntrack race of two queries from one socket) costs a retry, not a lookup reported
-    as failed."""
-    bound = max(2, int(round(2 * float(timeout))))
+    The lookups run at the same time. Each one is busybox nslookup given ``timeout`` rounded up to whole
+    seconds (``-timeout``, at least 1) and told to send its queries every half second within it
+    (``-retry``: busybox spaces its sends timeout/retry apart and resends only the unanswered ones), so a
+    lost packet, or the conntrack race of the A and AAAA queries leaving one socket together, costs half a
+    second, not the lookup. Left to its defaults busybox sends twice, 2.5 s apart, and gives up at 5 s.
+    ``timeout`` one second later (exit 143/124 -> "timeout") bounds an nslookup that ignores the options, so
+    the pod finishes in about ``lookup_bound(timeout)`` seconds however many names fail."""
+    wait = lookup_bound(timeout)
+    bound = wait + 1
     lines = [
         "m=/dev/termination-log",
         "echo %s > $m" % PROBE_FORMAT,
         "probe() {",
-        "  out=$(timeout %d nslookup \"$2\" 2>&1); r=$?" % bound,
+        "  out=$(timeout %d nslookup -timeout=%d -retry=%d \"$2\" 2>&1); r=$?" % (bound, wait, 2 * wait),
         "  a=$(echo \"$out\" | sed -n '/^Name:/,$ s/^Address[^:]*: *//p' | head -n 1)",
         "  if [ $r -eq 0 ] && [ -n \"$a\" ]; then s=ok",
         "  elif [ $r -eq 143 ] || [ $r -eq 124 ]; then s=timeout",

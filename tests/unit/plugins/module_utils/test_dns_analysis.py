@@ -464,14 +464,17 @@ def test_probe_manifest_and_message():
             dns.parse_probe_message(bad)
 
 
-@pytest.mark.parametrize("timeout,bound", [(0.5, 2), (1, 2), (1.5, 3), (2.0, 4)])
-def test_probe_lookup_bound_leaves_room_for_busyboxs_retry(timeout, bound):
-    """busybox nslookup retries 2.5 s after its first query: from a timeout of 1.25 s on, the bound of each
-    lookup (twice the timeout, whole seconds) lets that retry land, so one lost packet is not a failure."""
+@pytest.mark.parametrize("timeout,wait", [(0.5, 1), (1, 1), (1.5, 2), (2.0, 2), (2.5, 3)])
+def test_probe_lookup_resends_every_half_second_within_its_bound(timeout, wait):
+    """Each lookup gets ``timeout`` rounded up to whole seconds (busybox nslookup's -timeout) and resends every
+    0.5 s within it (-retry: sends are timeout/retry apart), so one lost packet costs half a second; the
+    ``timeout`` guard a second later only ends an nslookup that ignored the options.
+    tests/integration/test_dns_probe_script.py runs the script with busybox against a lossy and a dead DNS."""
     script = dns.probe_script(dns.query_plan([], "example.test"), timeout)
-    got = [int(b) for b in re.findall(r"timeout (\d+) nslookup", script)]
-    assert got == [bound]
-    assert timeout < 1.25 or got[0] > 2.5
+    got = [tuple(int(v) for v in m) for m in re.findall(r"timeout (\d+) nslookup -timeout=(\d+) -retry=(\d+) ", script)]
+    assert got == [(wait + 1, wait, 2 * wait)]
+    assert dns.lookup_bound(timeout) == wait >= timeout
+    assert wait / float(got[0][2]) == 0.5
 
 
 @pytest.mark.parametrize("result,ids", [
