@@ -49,7 +49,9 @@ options:
     elements: str
     default: []
   probe_image:
-    description: A small multi-arch image with C(sh), C(timeout) and an C(nslookup) that takes C(-timeout) and C(-retry) (busybox's, checked with 1.35, or bind's).
+    description:
+      - A small multi-arch image with C(sh), C(timeout) and an C(nslookup) that takes C(-timeout) and C(-retry)
+        (busybox's, checked with 1.35, or bind's).
     type: str
     default: docker.io/library/busybox:1.36.1
   probe_namespace:
