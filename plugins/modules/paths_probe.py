@@ -48,7 +48,7 @@ options:
     type: float
     default: 60.0
   connect_timeout:
-    description: Timeout in seconds of the lookup and of the connection inside the pod.
+    description: Timeout in seconds of the lookup (rounded up to whole seconds, resent every 0.5 s) and of the connection inside the pod.
     type: float
     default: 3.0
 requirements:

@@ -6,7 +6,8 @@ lose the first queries or every query on their way in, as a security group drops
 
 What it proves: a lookup sends its queries again every half second within its bound, so one lost send
 costs half a second and not the lookup; a black-holed cluster DNS is reported as a timeout after the
-bound (``timeout`` rounded up to whole seconds), not before it and not twice as late.
+bound (``timeout`` rounded up to whole seconds), not before it and not twice as late. The path probe
+pods' script (analysis/paths.py) does its lookup the same way.
 
 Needs root (network namespaces) and busybox (scripts/sysdeps.sh installs both)."""
 
@@ -16,7 +17,7 @@ import time
 
 import pytest
 
-from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis import dns
+from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis import dns, paths
 from tests.lab.dnslab import DnsLab, LabKubelet
 from tests.lab.netlab import run
 
@@ -47,11 +48,11 @@ def drop(ns, rule):
     run(["nft", "add rule inet probe_test in " + rule], ns=ns)
 
 
-def probe(lab, plan):
+def probe(lab, plan, script=None, parse=dns.parse_probe_message):
     """Run the script from node1 as the lab kubelet runs a pod: (exit code, results, seconds)."""
     started = time.monotonic()
-    code, message = LabKubelet(lab).run_script("node1", dns.probe_script(plan, TIMEOUT))
-    return code, dns.parse_probe_message(message), time.monotonic() - started
+    code, message = LabKubelet(lab).run_script("node1", script or dns.probe_script(plan, TIMEOUT))
+    return code, parse(message), time.monotonic() - started
 
 
 def test_lookups_answer_and_a_missing_name_is_nxdomain(lab, coredns):
@@ -87,3 +88,14 @@ def test_a_black_holed_cluster_dns_times_out_at_the_bound(lab, coredns):
     assert bound == 2
     # every lookup at once: the pod takes one bound, not one per name, and not the guard's extra second
     assert bound - 0.1 < took < bound + 0.7, took
+
+
+def test_a_path_probe_lookup_ends_at_its_bound_too(lab, coredns):
+    drop(coredns, "udp dport 53 drop")
+    drop(coredns, "tcp dport 53 drop")
+    script = paths.probe_script("kubernetes.default.svc.cluster.local", 443, timeout=3)
+    code, res, took = probe(lab, None, script, paths.parse_probe_message)
+    assert res == {"dns": {"status": "timeout", "answer": ""}, "connect": {"status": "skipped"}}
+    assert code == 1
+    # 3 s (connect_timeout) where the old script, busybox's defaults under a bound of 5 s, took 5 s
+    assert 2.9 < took < 3.7, took

@@ -687,24 +687,30 @@ def lookup_bound(timeout):
     return max(1, int(math.ceil(float(timeout) - 1e-9)))
 
 
+def lookup_command(name, timeout):
+    """A probe pod's lookup of ``name`` (a shell word), as used by the DNS and the path probe pods.
+
+    busybox nslookup gets ``lookup_bound(timeout)`` seconds (``-timeout``, the whole lookup) and is told to
+    send its queries every half second within them (``-retry``: busybox spaces its sends timeout/retry apart
+    and resends only the unanswered ones), so a lost packet, or the conntrack race of the A and AAAA
+    queries leaving one socket together, costs half a second, not the lookup. Left to its defaults busybox
+    sends twice, 2.5 s apart, and gives up at 5 s. ``timeout`` one second later (exit 143/124) ends an
+    nslookup that ignores the options."""
+    wait = lookup_bound(timeout)
+    return "timeout %d nslookup -timeout=%d -retry=%d %s" % (wait + 1, wait, 2 * wait, name)
+
+
 def probe_script(plan, timeout=2):
     """A POSIX sh script (busybox) that resolves each name and writes one line per name to
     /dev/termination-log: ``<name> <kind> <status> <answer>``, in plan order; exits 1 if any failed.
 
-    The lookups run at the same time. Each one is busybox nslookup given ``timeout`` rounded up to whole
-    seconds (``-timeout``, at least 1) and told to send its queries every half second within it
-    (``-retry``: busybox spaces its sends timeout/retry apart and resends only the unanswered ones), so a
-    lost packet, or the conntrack race of the A and AAAA queries leaving one socket together, costs half a
-    second, not the lookup. Left to its defaults busybox sends twice, 2.5 s apart, and gives up at 5 s.
-    ``timeout`` one second later (exit 143/124 -> "timeout") bounds an nslookup that ignores the options, so
-    the pod finishes in about ``lookup_bound(timeout)`` seconds however many names fail."""
-    wait = lookup_bound(timeout)
-    bound = wait + 1
+    The lookups run at the same time, each one ``lookup_command`` (exit 143/124 -> "timeout"), so the pod
+    finishes in about ``lookup_bound(timeout)`` seconds however many names fail."""
     lines = [
         "m=/dev/termination-log",
         "echo %s > $m" % PROBE_FORMAT,
         "probe() {",
-        "  out=$(timeout %d nslookup -timeout=%d -retry=%d \"$2\" 2>&1); r=$?" % (bound, wait, 2 * wait),
+        "  out=$(%s 2>&1); r=$?" % lookup_command('"$2"', timeout),
         "  a=$(echo \"$out\" | sed -n '/^Name:/,$ s/^Address[^:]*: *//p' | head -n 1)",
         "  if [ $r -eq 0 ] && [ -n \"$a\" ]; then s=ok",
         "  elif [ $r -eq 143 ] || [ $r -eq 124 ]; then s=timeout",

@@ -27,6 +27,7 @@ import ipaddress
 import re
 
 from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis import catalogue as cat
+from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis.dns import lookup_command
 from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis import mesh
 from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis import netpol
 from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis.findings import WARNING, finding
@@ -658,8 +659,10 @@ def probe_script(host, port, protocol="TCP", timeout=3, resolve=True, message="/
     """A POSIX sh script (busybox) that resolves ``host`` (unless ``resolve`` is false) and connects to
     ``port``, writing ``dns <status> <address>`` and ``connect <status>`` to /dev/termination-log.
 
-    Every step is bounded by busybox ``timeout``; statuses: ok, nxdomain, timeout, refused, error,
-    skipped; UDP has no handshake, so its connect status is ``sent`` (not proof of delivery)."""
+    Every step is bounded by busybox ``timeout``; the lookup is the DNS probe pods' (``dns.lookup_command``:
+    it resends every half second and gives up after ``timeout`` rounded up). Statuses: ok, nxdomain,
+    timeout, refused, error, skipped; UDP has no handshake, so its connect status is ``sent`` (not proof of
+    delivery)."""
     bound = max(2, int(round(float(timeout)))) + 2
     wait = max(1, int(round(float(timeout))))
     lines = [
@@ -670,7 +673,7 @@ def probe_script(host, port, protocol="TCP", timeout=3, resolve=True, message="/
     ]
     if resolve:
         lines += [
-            "out=$(timeout %d nslookup \"$h\" 2>&1); r=$?" % bound,
+            "out=$(%s 2>&1); r=$?" % lookup_command('"$h"', timeout),
             "a=$(echo \"$out\" | sed -n '/^Name:/,$ s/^Address[^:]*: *//p' | head -n 1)",
             "if [ $r -eq 0 ] && [ -n \"$a\" ]; then s=ok",
             "elif [ $r -eq 143 ] || [ $r -eq 124 ]; then s=timeout",

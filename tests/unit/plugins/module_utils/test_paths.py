@@ -338,7 +338,10 @@ def test_probe_pod_looks_like_the_app_but_never_serves():
     assert pod["metadata"]["labels"] == {"app": "marketplace", "kubeadm-ec2/path-probe-run": "run1"}
     container = pod["spec"]["containers"][0]
     assert container["readinessProbe"]["exec"]["command"] == ["false"]
-    assert "nslookup \"$h\"" in container["command"][2] and "h=recommendations.shop.svc.cluster.local" in container["command"][2]
+    script = container["command"][2]
+    assert "h=recommendations.shop.svc.cluster.local" in script
+    # the DNS probe pods' lookup: the path timeout (3 s) for the whole lookup, a resend every 0.5 s within it
+    assert 'out=$(timeout 4 nslookup -timeout=3 -retry=6 "$h" 2>&1)' in script
     assert pod["spec"]["restartPolicy"] == "Never" and pod["spec"]["automountServiceAccountToken"] is False
 
 
