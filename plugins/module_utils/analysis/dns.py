@@ -687,8 +687,9 @@ def lookup_bound(timeout):
     return max(1, int(math.ceil(float(timeout) - 1e-9)))
 
 
-def lookup_command(name, timeout):
-    """A probe pod's lookup of ``name`` (a shell word), as used by the DNS and the path probe pods.
+def lookup_lines(name, timeout):
+    """The sh lines of a probe pod's lookup of ``name`` (a shell word), the same in the DNS and the path probe
+    pods: they leave the first address in ``$a`` and the status in ``$s`` (ok, timeout, nxdomain, error).
 
     busybox nslookup gets ``lookup_bound(timeout)`` seconds (``-timeout``, the whole lookup) and is told to
     send its queries every half second within them (``-retry``: busybox spaces its sends timeout/retry apart
@@ -697,26 +698,28 @@ def lookup_command(name, timeout):
     sends twice, 2.5 s apart, and gives up at 5 s. ``timeout`` one second later (exit 143/124) ends an
     nslookup that ignores the options."""
     wait = lookup_bound(timeout)
-    return "timeout %d nslookup -timeout=%d -retry=%d %s" % (wait + 1, wait, 2 * wait, name)
+    return [
+        "out=$(timeout %d nslookup -timeout=%d -retry=%d %s 2>&1); r=$?" % (wait + 1, wait, 2 * wait, name),
+        "a=$(echo \"$out\" | sed -n '/^Name:/,$ s/^Address[^:]*: *//p' | head -n 1)",
+        "if [ $r -eq 0 ] && [ -n \"$a\" ]; then s=ok",
+        "elif [ $r -eq 143 ] || [ $r -eq 124 ]; then s=timeout",
+        "elif echo \"$out\" | grep -qiE 'NXDOMAIN|find'; then s=nxdomain",
+        "elif echo \"$out\" | grep -qiE 'timed out|no servers|timeout'; then s=timeout",
+        "else s=error; fi",
+    ]
 
 
 def probe_script(plan, timeout=2):
     """A POSIX sh script (busybox) that resolves each name and writes one line per name to
     /dev/termination-log: ``<name> <kind> <status> <answer>``, in plan order; exits 1 if any failed.
 
-    The lookups run at the same time, each one ``lookup_command`` (exit 143/124 -> "timeout"), so the pod
+    The lookups run at the same time, each one ``lookup_lines`` (exit 143/124 -> "timeout"), so the pod
     finishes in about ``lookup_bound(timeout)`` seconds however many names fail."""
     lines = [
         "m=/dev/termination-log",
         "echo %s > $m" % PROBE_FORMAT,
         "probe() {",
-        "  out=$(%s 2>&1); r=$?" % lookup_command('"$2"', timeout),
-        "  a=$(echo \"$out\" | sed -n '/^Name:/,$ s/^Address[^:]*: *//p' | head -n 1)",
-        "  if [ $r -eq 0 ] && [ -n \"$a\" ]; then s=ok",
-        "  elif [ $r -eq 143 ] || [ $r -eq 124 ]; then s=timeout",
-        "  elif echo \"$out\" | grep -qiE 'NXDOMAIN|find'; then s=nxdomain",
-        "  elif echo \"$out\" | grep -qiE 'timed out|no servers|timeout'; then s=timeout",
-        "  else s=error; fi",
+    ] + ["  " + line for line in lookup_lines('"$2"', timeout)] + [
         "  echo \"$1 $2 $3 $s ${a:--}\"",
         "}",
         # every lookup at once; the lines come back in plan order (numbered, sorted, number cut)

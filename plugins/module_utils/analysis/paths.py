@@ -27,7 +27,7 @@ import ipaddress
 import re
 
 from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis import catalogue as cat
-from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis.dns import lookup_command
+from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis.dns import lookup_lines
 from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis import mesh
 from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis import netpol
 from ansible_collections.kubeadm_ec2.cluster.plugins.module_utils.analysis.findings import WARNING, finding
@@ -659,7 +659,7 @@ def probe_script(host, port, protocol="TCP", timeout=3, resolve=True, message="/
     """A POSIX sh script (busybox) that resolves ``host`` (unless ``resolve`` is false) and connects to
     ``port``, writing ``dns <status> <address>`` and ``connect <status>`` to /dev/termination-log.
 
-    Every step is bounded by busybox ``timeout``; the lookup is the DNS probe pods' (``dns.lookup_command``:
+    Every step is bounded by busybox ``timeout``; the lookup is the DNS probe pods' (``dns.lookup_lines``:
     it resends every half second and gives up after ``timeout`` rounded up). Statuses: ok, nxdomain,
     timeout, refused, error, skipped; UDP has no handshake, so its connect status is ``sent`` (not proof of
     delivery)."""
@@ -672,14 +672,7 @@ def probe_script(host, port, protocol="TCP", timeout=3, resolve=True, message="/
         "a=$h",
     ]
     if resolve:
-        lines += [
-            "out=$(%s 2>&1); r=$?" % lookup_command('"$h"', timeout),
-            "a=$(echo \"$out\" | sed -n '/^Name:/,$ s/^Address[^:]*: *//p' | head -n 1)",
-            "if [ $r -eq 0 ] && [ -n \"$a\" ]; then s=ok",
-            "elif [ $r -eq 143 ] || [ $r -eq 124 ]; then s=timeout",
-            "elif echo \"$out\" | grep -qiE 'NXDOMAIN|find'; then s=nxdomain",
-            "elif echo \"$out\" | grep -qiE 'timed out|no servers|timeout'; then s=timeout",
-            "else s=error; fi",
+        lines += lookup_lines('"$h"', timeout) + [
             "echo \"dns $s ${a:--}\" >> $m",
             "if [ $s != ok ]; then echo 'connect skipped' >> $m; exit 1; fi",
         ]
